@@ -1,0 +1,35 @@
+# `make serve` and `make test` work on a machine that has only Python 3.11+: they create .venv
+# and install what they need. llama-cpp-python compiles from source the first time (minutes);
+# pip keeps the wheel in its cache, so later installs are quick.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: serve test lint bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "ModelGrid needs Python 3.11 or newer (found: $$($(PYTHON) --version))"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "Installing ModelGrid and its dependencies (the first build of llama-cpp-python takes several minutes)..."
+	$(BIN)/python -m pip install --quiet --progress-bar off -e '.[dev]'
+	touch $(STAMP)
+
+serve: $(STAMP)
+	$(BIN)/modelgrid serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/embedded_throughput.py
+
+clean:
+	rm -rf $(VENV) .modelgrid .pytest_cache .mypy_cache .ruff_cache

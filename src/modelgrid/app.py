@@ -1,0 +1,85 @@
+"""``create_app(settings)``: everything the server holds is built here, nothing at import."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+
+from . import admin, routes
+from .catalogue import Catalogue
+from .errors import APIError
+from .gateway import Gateway
+from .metrics import Metrics
+from .middleware import BodyLimitMiddleware, RequestMiddleware
+from .settings import Settings, load_settings
+from .storage.database import Database
+from .storage.keys import KeyStore
+
+log = logging.getLogger("modelgrid.server")
+
+
+async def bootstrap(db: Database, keys: KeyStore, settings: Settings) -> str | None:
+    """Migrate the schema and make sure an admin key exists; return a newly generated one."""
+    await db.migrate()
+    if settings.admin_key:
+        await keys.ensure(settings.admin_key, name="admin (MODELGRID_ADMIN_KEY)", role="admin")
+        return None
+    if await keys.has_active("admin"):
+        return None
+    return await keys.create(name="admin (generated)", role="admin")
+
+
+def announce_admin_key(key: str) -> None:
+    print(
+        "\nModelGrid created an admin key. It is shown this once; store it now:\n\n"
+        f"    {key}\n\nSet MODELGRID_ADMIN_KEY to choose your own.\n",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def create_app(settings: Settings) -> Starlette:
+    db = Database(settings.resolved_database_url)
+    keys = KeyStore(db, cache_seconds=settings.key_cache_seconds)
+    catalogue = Catalogue.from_settings(settings)
+    metrics = Metrics()
+    for entry in catalogue:
+        metrics.watch_engine(entry.id, entry.engine.stats)
+    gateway = Gateway(keys, catalogue, metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        new_key = await bootstrap(db, keys, settings)
+        if new_key is not None:
+            announce_admin_key(new_key)
+        await catalogue.start()
+        log.info("ready", extra={"models": [entry.id for entry in catalogue]})
+        try:
+            yield
+        finally:
+            await catalogue.close()
+            await db.close()
+
+    app = Starlette(
+        routes=routes.routes + admin.routes,
+        middleware=[
+            Middleware(RequestMiddleware, metrics=metrics),
+            Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+        ],
+        exception_handlers={APIError: routes.api_error, HTTPException: routes.http_error},
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.gateway = gateway
+    return app
+
+
+def app_from_environment() -> Starlette:
+    """The factory ``uvicorn --factory`` calls in each worker process."""
+    return create_app(load_settings())

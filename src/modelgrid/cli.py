@@ -1,0 +1,248 @@
+"""The ``modelgrid`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Any
+
+import click
+import httpx
+import orjson
+
+from .settings import Settings, SettingsError, load_settings
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def _settings(config: str | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config, overrides=overrides)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+config_option = click.option(
+    "--config",
+    type=click.Path(dir_okay=False, exists=True),
+    help="TOML config file (default: $MODELGRID_CONFIG, else built-in defaults).",
+)
+
+
+@click.group()
+@click.version_option(package_name="modelgrid")
+def main() -> None:
+    """ModelGrid: language models as a metered utility, behind an OpenAI-compatible API."""
+
+
+@main.command()
+@config_option
+@click.option("--host", help="Address to bind (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port to bind (default 8000).")
+@click.option("--workers", type=int, help="Worker processes, each with its own engines.")
+def serve(config: str | None, host: str | None, port: int | None, workers: int | None) -> None:
+    """Serve the API (the embedded model unless the config says otherwise)."""
+    import uvicorn
+
+    from .app import announce_admin_key, app_from_environment, bootstrap, create_app
+    from .logs import configure_logging
+    from .storage.database import Database
+    from .storage.keys import KeyStore
+
+    settings = _settings(config, host=host, port=port, workers=workers)
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def prepare() -> str | None:
+        db = Database(settings.resolved_database_url)
+        try:
+            return await bootstrap(db, KeyStore(db), settings)
+        finally:
+            await db.close()
+
+    new_key = asyncio.run(prepare())
+    if new_key is not None:
+        announce_admin_key(new_key)
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+    }
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), **common)
+        return
+    if config:
+        os.environ["MODELGRID_CONFIG"] = os.path.abspath(config)
+    uvicorn.run(
+        f"{app_from_environment.__module__}:{app_from_environment.__name__}",
+        factory=True,
+        workers=settings.workers,
+        **common,
+    )
+
+
+@main.group()
+def keys() -> None:
+    """Create, list and revoke API keys (works on the database directly)."""
+
+
+def _run_keys(config: str | None, action: Any) -> Any:
+    from .storage.database import Database
+    from .storage.keys import KeyStore
+
+    settings = _settings(config)
+
+    async def run() -> Any:
+        db = Database(settings.resolved_database_url)
+        try:
+            await db.migrate()
+            return await action(KeyStore(db))
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
+
+
+@keys.command("create")
+@config_option
+@click.option("--name", default="", help="A label to recognise the key by.")
+@click.option("--admin", is_flag=True, help="An admin key (manages keys through /admin/v1).")
+def keys_create(config: str | None, name: str, admin: bool) -> None:
+    """Create a key and print it alone on stdout; it is never shown again."""
+
+    async def action(store: Any) -> str:
+        key: str = await store.create(name=name, role="admin" if admin else "user")
+        return key
+
+    key = _run_keys(config, action)
+    click.echo(
+        f"Created {'an admin' if admin else 'a'} key; store it now, it is shown once.", err=True
+    )
+    click.echo(key)
+
+
+@keys.command("list")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per key.")
+def keys_list(config: str | None, as_json: bool) -> None:
+    """List keys by prefix (keys themselves are stored only as hashes)."""
+    from .admin import key_card
+
+    async def action(store: Any) -> list[Any]:
+        return list(await store.list_all())
+
+    records = _run_keys(config, action)
+    if as_json:
+        click.echo(orjson.dumps([key_card(r) for r in records]).decode())
+        return
+    click.echo(f"{'ID':32}  {'PREFIX':11}  {'ROLE':5}  {'STATUS':7}  {'CREATED':19}  NAME")
+    for r in records:
+        status = "active" if r.active else "revoked"
+        created = r.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(f"{r.id:32}  {r.prefix:11}  {r.role:5}  {status:7}  {created:19}  {r.name}")
+
+
+@keys.command("revoke")
+@config_option
+@click.argument("key_id")
+def keys_revoke(config: str | None, key_id: str) -> None:
+    """Revoke a key by its id or prefix; every server refuses it within a second."""
+
+    async def action(store: Any) -> list[Any]:
+        return list(await store.revoke(key_id))
+
+    try:
+        revoked = _run_keys(config, action)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not revoked:
+        raise click.ClickException(f"no active key has the id or prefix {key_id!r}")
+    click.echo(f"Revoked {revoked[0].prefix} ({revoked[0].id}).", err=True)
+
+
+url_option = click.option(
+    "--url", envvar="MODELGRID_URL", default=DEFAULT_URL, show_default=True, help="Server address."
+)
+key_option = click.option(
+    "--key",
+    envvar=["MODELGRID_API_KEY", "MODELGRID_ADMIN_KEY"],
+    help="API key (default: $MODELGRID_API_KEY, else $MODELGRID_ADMIN_KEY).",
+)
+
+
+def _client(url: str, key: str | None) -> httpx.Client:
+    if not key:
+        raise click.ClickException("no API key: pass --key or set MODELGRID_API_KEY")
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=None)
+
+
+def _check(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        try:
+            message = response.json()["error"]["message"]
+        except Exception:
+            message = response.text
+        raise click.ClickException(f"{response.status_code}: {message}")
+    return response.json()
+
+
+@main.command()
+@url_option
+@key_option
+def models(url: str, key: str | None) -> None:
+    """List the models a running server offers."""
+    with _client(url, key) as client:
+        try:
+            data = _check(client.get("/v1/models"))
+        except httpx.HTTPError as exc:
+            raise click.ClickException(f"cannot reach {url}: {exc}") from None
+    for model in data["data"]:
+        click.echo(f"{model['id']}\t{model.get('owned_by', '')}\t{model.get('context_length', '')}")
+
+
+@main.command()
+@click.argument("prompt")
+@click.option("-m", "--model", help="Model id (default: the server's first model).")
+@click.option("-s", "--system", help="A system prompt.")
+@click.option("--max-tokens", type=int, help="Longest answer, in tokens.")
+@click.option("--temperature", type=float, help="Sampling temperature.")
+@url_option
+@key_option
+def chat(
+    prompt: str,
+    model: str | None,
+    system: str | None,
+    max_tokens: int | None,
+    temperature: float | None,
+    url: str,
+    key: str | None,
+) -> None:
+    """Stream an answer to PROMPT from a running server to the terminal."""
+    messages = [{"role": "system", "content": system}] if system else []
+    messages.append({"role": "user", "content": prompt})
+    with _client(url, key) as client:
+        try:
+            model = model or _check(client.get("/v1/models"))["data"][0]["id"]
+            body = {"model": model, "messages": messages, "stream": True}
+            if max_tokens is not None:
+                body["max_tokens"] = max_tokens
+            if temperature is not None:
+                body["temperature"] = temperature
+            with client.stream("POST", "/v1/chat/completions", json=body) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    _check(response)
+                for line in response.iter_lines():
+                    if not line.startswith("data: ") or line == "data: [DONE]":
+                        continue
+                    event = orjson.loads(line[6:])
+                    if "error" in event:
+                        raise click.ClickException(event["error"]["message"])
+                    for choice in event["choices"]:
+                        sys.stdout.write(choice["delta"].get("content") or "")
+                        sys.stdout.flush()
+        except httpx.HTTPError as exc:
+            raise click.ClickException(f"cannot reach {url}: {exc}") from None
+    sys.stdout.write("\n")

@@ -1,0 +1,178 @@
+"""The request's whole path, top to bottom.
+
+    authenticate → resolve model → prepare (count the prompt, check it fits)
+      → generate (queue, engine) → respond (one body, or a stream) → account (trace, metrics)
+
+Later steps (admission against a plan, review, routing, labelling, settlement, audit) slot in
+here in that order; each is a unit of its own, and this module only calls them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+import orjson
+
+from .catalogue import Catalogue, Entry
+from .errors import APIError, AuthenticationFailed, PermissionDenied, ServerError
+from .keys import parse_bearer
+from .metrics import Metrics
+from .openai_format import ChatFormat, Choice, ResponseFormatter, TextFormat
+from .sampling import chat_requests, text_requests
+from .schemas import ChatCompletionRequest, CompletionRequest
+from .storage.keys import KeyRecord, KeyStore
+from .trace import Trace
+from .types import Prepared, Usage
+
+log = logging.getLogger("modelgrid.gateway")
+
+Result = dict[str, Any] | AsyncIterator[bytes]
+
+
+class Gateway:
+    def __init__(self, keys: KeyStore, catalogue: Catalogue, metrics: Metrics) -> None:
+        self.keys = keys
+        self.catalogue = catalogue
+        self.metrics = metrics
+
+    async def authenticate(self, authorization: str | None, trace: Trace) -> KeyRecord:
+        key = parse_bearer(authorization)
+        if key is None:
+            raise AuthenticationFailed(
+                "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
+                code="missing_api_key",
+            )
+        record = await self.keys.verify(key)
+        if record is None:
+            raise AuthenticationFailed(f"Incorrect API key provided: {_masked(key)}.")
+        trace.key_prefix = record.prefix
+        return record
+
+    async def authenticate_admin(self, authorization: str | None, trace: Trace) -> KeyRecord:
+        record = await self.authenticate(authorization, trace)
+        if record.role != "admin":
+            raise PermissionDenied("This endpoint needs an admin key.")
+        return record
+
+    async def chat(self, caller: KeyRecord, body: ChatCompletionRequest, trace: Trace) -> Result:
+        entry = self._resolve(body.model, trace, body.user, body.stream)
+        requests = chat_requests(body, entry.settings)
+        prepared = [await entry.engine.prepare(r) for r in requests]
+        fmt = ChatFormat(f"chatcmpl-{uuid.uuid4().hex}", entry.id, body.logprobs)
+        trace.tokens_in = prepared[0].prompt_tokens  # one prompt, however many choices
+        prefixes = [""] * len(prepared)
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return await self._respond(entry, fmt, prepared, prefixes, caller, trace, include_usage)
+
+    async def complete(self, caller: KeyRecord, body: CompletionRequest, trace: Trace) -> Result:
+        entry = self._resolve(body.model, trace, body.user, body.stream)
+        pairs = text_requests(body, entry.settings)
+        prepared = [await entry.engine.prepare(r) for _, r in pairs]
+        fmt = TextFormat(f"cmpl-{uuid.uuid4().hex}", entry.id, body.logprobs is not None)
+        trace.tokens_in = sum(p.prompt_tokens for p in prepared[:: body.n])  # once per prompt
+        prefixes = [prefix for prefix, _ in pairs]
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return await self._respond(entry, fmt, prepared, prefixes, caller, trace, include_usage)
+
+    def _resolve(self, model: str, trace: Trace, user: str | None, stream: bool) -> Entry:
+        trace.model, trace.user, trace.stream = model, user, stream
+        return self.catalogue.resolve(model)
+
+    async def _respond(
+        self,
+        entry: Entry,
+        fmt: ResponseFormatter,
+        prepared: list[Prepared],
+        prefixes: list[str],
+        caller: KeyRecord,
+        trace: Trace,
+        include_usage: bool,
+    ) -> Result:
+        if trace.stream:
+            return self._stream(entry, fmt, prepared, prefixes, caller, trace, include_usage)
+        choices = []
+        for index, (item, prefix) in enumerate(zip(prepared, prefixes, strict=True)):
+            choices.append(await self._collect(entry, item, index, prefix, caller, trace))
+        self._account(entry, trace)
+        return fmt.response(choices, Usage(trace.tokens_in, trace.tokens_out))
+
+    async def _collect(
+        self,
+        entry: Entry,
+        prepared: Prepared,
+        index: int,
+        prefix: str,
+        caller: KeyRecord,
+        trace: Trace,
+    ) -> Choice:
+        choice = Choice(index=index, text=prefix)
+        parts = [prefix]
+        async with aclosing(entry.engine.generate(prepared, caller.id)) as pieces:
+            async for piece in pieces:
+                trace.tokens_out += piece.tokens
+                if piece.tokens:
+                    trace.mark_first_token()
+                parts.append(piece.text)
+                choice.logprobs.extend(piece.logprobs)
+                choice.finish_reason = piece.finish_reason or choice.finish_reason
+        choice.text = "".join(parts)
+        return choice
+
+    async def _stream(
+        self,
+        entry: Entry,
+        fmt: ResponseFormatter,
+        prepared: list[Prepared],
+        prefixes: list[str],
+        caller: KeyRecord,
+        trace: Trace,
+        include_usage: bool,
+    ) -> AsyncIterator[bytes]:
+        try:
+            for index, (item, prefix) in enumerate(zip(prepared, prefixes, strict=True)):
+                if (first := fmt.start(index, prefix)) is not None:
+                    yield _sse(first)
+                async with aclosing(entry.engine.generate(item, caller.id)) as pieces:
+                    async for piece in pieces:
+                        trace.tokens_out += piece.tokens
+                        if piece.tokens:
+                            trace.mark_first_token()
+                        if piece.text or piece.logprobs:
+                            yield _sse(fmt.delta(index, piece.text, piece.logprobs))
+                        if piece.finish_reason is not None:
+                            yield _sse(fmt.finish(index, piece.finish_reason))
+            if include_usage:
+                yield _sse(fmt.usage(Usage(trace.tokens_in, trace.tokens_out)))
+            yield b"data: [DONE]\n\n"
+        except (GeneratorExit, asyncio.CancelledError):
+            trace.outcome = "cancelled"
+            raise
+        except APIError as exc:
+            trace.outcome = exc.code or exc.type
+            yield _sse(exc.body())
+        except Exception:
+            # Headers are sent: the client learns of the failure from an error event, the log
+            # from the traceback.
+            log.exception("generation failed mid-stream", extra={"request_id": trace.request_id})
+            trace.outcome = "error"
+            yield _sse(
+                ServerError(f"The server failed mid-stream (request {trace.request_id}).").body()
+            )
+        finally:
+            self._account(entry, trace)
+
+    def _account(self, entry: Entry, trace: Trace) -> None:
+        self.metrics.observe_generation(entry.id, trace)
+
+
+def _sse(payload: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+def _masked(key: str) -> str:
+    return key[:6] + "*" * 4 + key[-4:] if len(key) > 12 else "*" * len(key)

@@ -1,0 +1,77 @@
+"""Structured logs: one JSON object per line, one access line per request."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+import orjson
+
+from .trace import Trace
+
+# Attributes every record has; anything else on a record came through ``extra=`` and is ours.
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's terminal-coloured copy of the message
+}
+
+access_log = logging.getLogger("modelgrid.access")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        line.update((k, v) for k, v in record.__dict__.items() if k not in _STANDARD)
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(line, default=str).decode()
+
+
+def configure_logging(level: str = "info", fmt: str = "json") -> None:
+    """Send ModelGrid's and uvicorn's logs to stderr, as JSON lines or plain text."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonFormatter()
+        if fmt == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # uvicorn's own access log would duplicate ours, without the fields that matter
+    logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+
+
+def log_request(trace: Trace, seconds: float) -> None:
+    ttft = trace.ttft
+    access_log.info(
+        "request",
+        extra={
+            "request_id": trace.request_id,
+            "method": trace.method,
+            "path": trace.path,
+            "status": trace.status,
+            "outcome": trace.outcome,
+            "key_prefix": trace.key_prefix,
+            "model": trace.model,
+            "user": trace.user,
+            "stream": trace.stream,
+            "tokens_in": trace.tokens_in,
+            "tokens_out": trace.tokens_out,
+            "ttft_ms": None if ttft is None else round(ttft * 1000, 2),
+            "duration_ms": round(seconds * 1000, 2),
+        },
+    )

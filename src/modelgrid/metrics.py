@@ -1,0 +1,71 @@
+"""Prometheus metrics, one registry per app (no process-global state)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from .engines.base import EngineStats
+from .trace import Trace
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "modelgrid_requests",
+            "HTTP requests by route and status",
+            ["route", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "modelgrid_request_duration_seconds",
+            "Time from request to the end of its response",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "modelgrid_time_to_first_token_seconds",
+            "Time from request to the first generated token",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "modelgrid_tokens",
+            "Tokens in (prompt) and out (completion)",
+            ["model", "direction"],
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "modelgrid_queue_depth", "Requests waiting for an engine slot", ["model"], registry=r
+        )
+        self.busy_slots = Gauge(
+            "modelgrid_engine_busy_slots", "Engine slots generating now", ["model"], registry=r
+        )
+        self._engine_stats: dict[str, Callable[[], EngineStats]] = {}
+
+    def watch_engine(self, model: str, stats: Callable[[], EngineStats]) -> None:
+        self._engine_stats[model] = stats
+
+    def observe_request(self, trace: Trace, seconds: float) -> None:
+        self.requests.labels(trace.route, str(trace.status)).inc()
+        self.latency.labels(trace.route).observe(seconds)
+
+    def observe_generation(self, model: str, trace: Trace) -> None:
+        self.tokens.labels(model, "in").inc(trace.tokens_in)
+        self.tokens.labels(model, "out").inc(trace.tokens_out)
+        if trace.ttft is not None:
+            self.ttft.labels(model).observe(trace.ttft)
+
+    def render(self) -> bytes:
+        for model, stats in self._engine_stats.items():
+            current = stats()
+            self.queue_depth.labels(model).set(current.waiting)
+            self.busy_slots.labels(model).set(current.busy)
+        return bytes(generate_latest(self.registry))

@@ -1,0 +1,165 @@
+"""HTTP handlers: thin shells that parse, call the gateway, and shape the response."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from contextlib import suppress
+from typing import Any, TypeVar
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from .errors import APIError, InvalidRequest, MethodNotAllowed, NotFound
+from .gateway import Gateway
+from .schemas import ChatCompletionRequest, CompletionRequest, parse
+from .trace import Trace
+
+T = TypeVar("T")
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def _gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+def _trace(request: Request, route: str) -> Trace:
+    trace: Trace = request.scope["state"]["trace"]
+    trace.route = route
+    return trace
+
+
+async def read_json(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest(
+            "We could not parse the JSON body of your request. The API expects a JSON payload, "
+            "but what was sent was not valid JSON."
+        ) from None
+
+
+async def until_disconnect(request: Request, work: Awaitable[T]) -> T | None:
+    """Run ``work``, cancelling it if the client disconnects first (then return None)."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        watcher.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+    request.scope["state"]["trace"].outcome = "cancelled"
+    return None
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _generate(request: Request, route: str, schema: type[Any]) -> Response:
+    trace = _trace(request, route)
+    gateway = _gateway(request)
+    caller = await gateway.authenticate(request.headers.get("authorization"), trace)
+    body = parse(schema, await read_json(request))
+    method = gateway.chat if schema is ChatCompletionRequest else gateway.complete
+    result = await until_disconnect(request, method(caller, body, trace))
+    if result is None:
+        return Response(status_code=499)  # nobody is listening; for the log only
+    if isinstance(result, dict):
+        return JSON(result)
+    return StreamingResponse(
+        result,
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )
+
+
+async def chat_completions(request: Request) -> Response:
+    return await _generate(request, "/v1/chat/completions", ChatCompletionRequest)
+
+
+async def completions(request: Request) -> Response:
+    return await _generate(request, "/v1/completions", CompletionRequest)
+
+
+async def list_models(request: Request) -> Response:
+    trace = _trace(request, "/v1/models")
+    gateway = _gateway(request)
+    await gateway.authenticate(request.headers.get("authorization"), trace)
+    return JSON({"object": "list", "data": [entry.card() for entry in gateway.catalogue]})
+
+
+async def get_model(request: Request) -> Response:
+    trace = _trace(request, "/v1/models/{model}")
+    gateway = _gateway(request)
+    await gateway.authenticate(request.headers.get("authorization"), trace)
+    return JSON(gateway.catalogue.resolve(request.path_params["model"]).card())
+
+
+async def healthz(request: Request) -> Response:
+    _trace(request, "/healthz")
+    gateway = _gateway(request)
+    engines = {entry.id: entry.engine.stats() for entry in gateway.catalogue}
+    return JSON(
+        {
+            "status": "ok",
+            "models": {
+                model: {"waiting": s.waiting, "busy": s.busy, "slots": s.slots}
+                for model, s in engines.items()
+            },
+        }
+    )
+
+
+async def metrics(request: Request) -> Response:
+    _trace(request, "/metrics")
+    body = _gateway(request).metrics.render()
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+async def api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, APIError)
+    request.scope["state"]["trace"].outcome = exc.code or exc.type
+    return JSON(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    error: APIError
+    if exc.status_code == 404:
+        error = NotFound(f"Invalid URL ({request.method} {request.url.path})")
+    elif exc.status_code == 405:
+        error = MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}")
+    else:
+        error = APIError(str(exc.detail))
+        error.status = exc.status_code
+    return await api_error(request, error)
+
+
+routes = [
+    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/completions", completions, methods=["POST"]),
+    Route("/v1/models", list_models, methods=["GET"]),
+    Route("/v1/models/{model:path}", get_model, methods=["GET"]),
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+]

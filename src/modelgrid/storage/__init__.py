@@ -1,0 +1,1 @@
+"""Persistent state: SQLite or PostgreSQL through SQLAlchemy, schema by Alembic."""

@@ -1,0 +1,148 @@
+"""API keys in the database, with a short in-process cache for the request path.
+
+A verified key is remembered for ``cache_seconds`` (1 s by default), so a revocation takes effect
+everywhere within that time while most requests skip the database. Unknown keys are not cached:
+a newly created key works on its first request.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+import sqlalchemy as sa
+
+from ..keys import hash_key, new_key, public_prefix
+from .database import Database
+from .tables import api_keys
+
+Role = Literal["user", "admin"]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    id: str
+    prefix: str
+    name: str
+    role: Role
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class KeyStore:
+    def __init__(self, db: Database, cache_seconds: float = 1.0) -> None:
+        self._db = db
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, KeyRecord]] = {}
+
+    async def create(self, name: str = "", role: Role = "user", key: str | None = None) -> str:
+        """Store a new key and return it; this is the only time it exists in clear text."""
+        key = key or new_key()
+        async with self._db.engine.begin() as conn:
+            await conn.execute(
+                api_keys.insert().values(
+                    id=uuid.uuid4().hex,
+                    prefix=public_prefix(key),
+                    hash=hash_key(key),
+                    name=name,
+                    role=role,
+                    created_at=datetime.now(UTC),
+                )
+            )
+        return key
+
+    async def ensure(self, key: str, name: str, role: Role) -> bool:
+        """Make ``key`` valid (an operator-supplied admin key); True when it was new."""
+        async with self._db.engine.connect() as conn:
+            row = (
+                await conn.execute(sa.select(api_keys.c.id).where(api_keys.c.hash == hash_key(key)))
+            ).first()
+        if row is not None:
+            async with self._db.engine.begin() as conn:
+                await conn.execute(
+                    api_keys.update()
+                    .where(api_keys.c.id == row.id)
+                    .values(role=role, revoked_at=None)
+                )
+            return False
+        await self.create(name=name, role=role, key=key)
+        return True
+
+    async def has_active(self, role: Role) -> bool:
+        query = sa.select(sa.func.count()).where(
+            api_keys.c.role == role, api_keys.c.revoked_at.is_(None)
+        )
+        async with self._db.engine.connect() as conn:
+            return bool((await conn.execute(query)).scalar_one())
+
+    async def list_all(self) -> list[KeyRecord]:
+        async with self._db.engine.connect() as conn:
+            rows = await conn.execute(sa.select(api_keys).order_by(api_keys.c.created_at))
+            return [_record(row) for row in rows]
+
+    async def revoke(self, ident: str) -> list[KeyRecord]:
+        """Revoke the key with this id or public prefix; return what was revoked."""
+        match = sa.or_(api_keys.c.id == ident, api_keys.c.prefix == ident)
+        async with self._db.engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(api_keys).where(match, api_keys.c.revoked_at.is_(None))
+                )
+            ).all()
+            if len(rows) > 1:
+                raise LookupError(f"{ident!r} matches {len(rows)} keys; use the key's id")
+            if rows:
+                await conn.execute(
+                    api_keys.update()
+                    .where(api_keys.c.id == rows[0].id)
+                    .values(revoked_at=datetime.now(UTC))
+                )
+        self._cache.clear()
+        return [_record(row) for row in rows]
+
+    async def verify(self, key: str) -> KeyRecord | None:
+        """The active key record for this clear-text key, or None."""
+        digest = hash_key(key)
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self._db.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(api_keys).where(
+                        api_keys.c.hash == digest, api_keys.c.revoked_at.is_(None)
+                    )
+                )
+            ).first()
+        if row is None:
+            self._cache.pop(digest, None)
+            return None
+        record = _record(row)
+        if self._cache_seconds > 0:
+            if len(self._cache) > 10_000:
+                self._cache.clear()  # bounded: a cache, not a second key table
+            self._cache[digest] = (now + self._cache_seconds, record)
+        return record
+
+
+def _record(row: sa.Row[tuple[object, ...]]) -> KeyRecord:
+    created = row.created_at
+    revoked = row.revoked_at
+    return KeyRecord(
+        id=row.id,
+        prefix=row.prefix,
+        name=row.name,
+        role=row.role,
+        created_at=created if created.tzinfo else created.replace(tzinfo=UTC),
+        revoked_at=None
+        if revoked is None
+        else (revoked if revoked.tzinfo else revoked.replace(tzinfo=UTC)),
+    )

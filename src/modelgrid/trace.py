@@ -1,0 +1,32 @@
+"""What one request did, filled in along its path and logged once when it ends."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class Trace:
+    request_id: str
+    method: str
+    path: str
+    started: float = field(default_factory=time.perf_counter)
+    route: str = "other"
+    key_prefix: str | None = None
+    model: str | None = None
+    user: str | None = None
+    stream: bool = False
+    tokens_in: int = 0
+    tokens_out: int = 0
+    first_token_at: float | None = None
+    status: int = 0
+    outcome: str = "ok"  # ok, cancelled (the client went away), error, or an error code
+
+    def mark_first_token(self) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+
+    @property
+    def ttft(self) -> float | None:
+        return None if self.first_token_at is None else self.first_token_at - self.started

@@ -1,0 +1,105 @@
+"""Plain data shared by the gateway and the engines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+FinishReason = Literal["stop", "length", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class TopLogprob:
+    token: str
+    logprob: float
+    bytes: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    token: str
+    logprob: float
+    bytes: list[int]
+    top: list[TopLogprob]
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """What the caller asked for, resolved against the model's defaults."""
+
+    max_tokens: int | None
+    temperature: float
+    top_p: float
+    top_k: int
+    min_p: float
+    repeat_penalty: float
+    presence_penalty: float
+    frequency_penalty: float
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    logprobs: int | None = None  # how many alternatives per token; None: no logprobs at all
+    grammar: ResponseFormat | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    """A constraint on the output: any JSON object, or JSON matching ``schema``."""
+
+    kind: Literal["json_object", "json_schema"]
+    schema: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """A prompt after templating and tokenisation, ready for an engine's queue."""
+
+    tokens: list[int]
+    text: str
+
+
+@dataclass(slots=True)
+class Piece:
+    """A step of generation: text that is safe to show, and the tokens that produced it."""
+
+    text: str
+    tokens: int
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    finish_reason: FinishReason | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    """One generation, engine-neutral: chat messages or a raw text (or token) prompt."""
+
+    sampling: Sampling
+    messages: list[dict[str, str]] | None = None
+    prompt: str | list[int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A request an engine has accepted: its prompt counted, ready to queue and generate.
+
+    ``payload`` is the engine's own (tokens and a compiled grammar for llama.cpp, say)."""
+
+    request: GenerationRequest
+    prompt_tokens: int
+    max_tokens: int
+    payload: Any = None

@@ -1,0 +1,124 @@
+"""Real services for the tests: a ``modelgrid serve`` subprocess, and PostgreSQL.
+
+Where PostgreSQL is missing, its tests skip with the reason; under CI (``CI=true``) a missing
+service fails the run instead, so CI never goes green by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+POSTGRES_URL = os.environ.get(
+    "MODELGRID_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def require_service(name: str, url: str) -> None:
+    """Skip (or, under CI, fail) unless something listens at ``url``'s host and port."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 5432
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError as exc:
+        reason = f"{name} is not reachable at {host}:{port} ({exc.strerror or exc})"
+        if in_ci():
+            pytest.fail(f"{reason}; CI must run every test")
+        pytest.skip(f"{reason}; start it or set the URL to run these tests")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    admin_key: str
+    data_dir: Path
+    log_path: Path
+    env: dict[str, str]
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``modelgrid ARGS`` against this server's data and address."""
+        return subprocess.run(
+            [sys.executable, "-m", "modelgrid", *args],
+            env={**self.env, "MODELGRID_URL": self.url},
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=120,
+        )
+
+
+@contextmanager
+def run_server(tmp: Path, config: str = "", **env: str) -> Iterator[Server]:
+    port = free_port()
+    admin_key = "mg-test-admin-" + os.urandom(8).hex()
+    config_path = tmp / "modelgrid.toml"
+    config_path.write_text(config)
+    full_env = {
+        **os.environ,
+        "MODELGRID_DATA_DIR": str(tmp / "data"),
+        "MODELGRID_ADMIN_KEY": admin_key,
+        "MODELGRID_CONFIG": str(config_path),
+        **env,
+    }
+    full_env.pop("MODELGRID_API_KEY", None)
+    log_path = tmp / "server.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modelgrid", "serve", "--port", str(port)],
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(f"http://127.0.0.1:{port}", admin_key, tmp / "data", log_path, full_env)
+    try:
+        _wait_healthy(server, proc)
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_healthy(server: Server, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log()}")
+        try:
+            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"server did not become healthy:\n{server.log()}")

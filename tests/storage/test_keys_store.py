@@ -1,0 +1,88 @@
+"""The key store on both databases ModelGrid supports."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from modelgrid.storage.database import Database
+from modelgrid.storage.keys import KeyStore
+from modelgrid.storage.tables import api_keys
+
+pytestmark = pytest.mark.anyio
+
+
+async def store_for(url: str, cache_seconds: float = 0.0) -> tuple[Database, KeyStore]:
+    db = Database(url)
+    await db.migrate()
+    await db.migrate()  # a second start finds the schema current
+    return db, KeyStore(db, cache_seconds=cache_seconds)
+
+
+async def test_keys_are_stored_only_as_hashes(database_url: str) -> None:
+    db, store = await store_for(database_url)
+    try:
+        key = await store.create(name="ci")
+        async with db.engine.connect() as conn:
+            rows = (await conn.execute(sa.select(api_keys))).all()
+        assert len(rows) == 1
+        assert key not in {str(v) for v in rows[0]}
+        assert rows[0].prefix == key[:11]
+        record = await store.verify(key)
+        assert record is not None and record.name == "ci" and record.role == "user"
+        assert await store.verify(key + "x") is None
+    finally:
+        await db.close()
+
+
+async def test_revoke_by_prefix_or_id(database_url: str) -> None:
+    db, store = await store_for(database_url)
+    try:
+        first, second = await store.create(), await store.create()
+        records = {r.prefix: r for r in await store.list_all()}
+        assert len(records) == 2
+        assert (await store.revoke(first[:11]))[0].prefix == first[:11]
+        assert await store.verify(first) is None
+        assert await store.revoke(first[:11]) == []  # already revoked
+        assert (await store.revoke(records[second[:11]].id))[0].id == records[second[:11]].id
+        assert await store.verify(second) is None
+        assert all(not r.active for r in await store.list_all())
+    finally:
+        await db.close()
+
+
+async def test_revocation_clears_the_cache_of_this_process(database_url: str) -> None:
+    db, store = await store_for(database_url, cache_seconds=60)
+    try:
+        key = await store.create()
+        assert await store.verify(key) is not None
+        await store.revoke(key[:11])
+        assert await store.verify(key) is None
+    finally:
+        await db.close()
+
+
+async def test_another_process_sees_a_revocation_once_its_cache_expires(database_url: str) -> None:
+    db, store = await store_for(database_url, cache_seconds=0)
+    other_db, other = await store_for(database_url, cache_seconds=0)
+    try:
+        key = await store.create()
+        assert await other.verify(key) is not None
+        await store.revoke(key[:11])
+        assert await other.verify(key) is None
+    finally:
+        await db.close()
+        await other_db.close()
+
+
+async def test_operator_admin_key_is_ensured_once(database_url: str) -> None:
+    db, store = await store_for(database_url)
+    try:
+        assert not await store.has_active("admin")
+        assert await store.ensure("mg-operator-chosen-key", name="admin", role="admin") is True
+        assert await store.ensure("mg-operator-chosen-key", name="admin", role="admin") is False
+        record = await store.verify("mg-operator-chosen-key")
+        assert record is not None and record.role == "admin"
+        assert await store.has_active("admin")
+    finally:
+        await db.close()

@@ -1,0 +1,69 @@
+from pathlib import Path
+
+import pytest
+
+from modelgrid.settings import (
+    DEFAULT_MODEL_ID,
+    ModelSettings,
+    Settings,
+    SettingsError,
+    load_settings,
+)
+
+
+def test_defaults_serve_the_embedded_model_from_sqlite_in_data_dir() -> None:
+    settings = load_settings(env={})
+    assert list(settings.models) == [DEFAULT_MODEL_ID]
+    assert settings.port == 8000
+    assert settings.resolved_database_url.endswith(".modelgrid/modelgrid.db")
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('port = 9000\n[models.m]\nn_ctx = 512\n')
+    settings = load_settings(
+        config,
+        env={"MODELGRID_PORT": "9100", "MODELGRID_MODELS__M__N_CTX": "4096", "OTHER": "x"},
+    )
+    assert settings.port == 9100
+    assert settings.models["m"].n_ctx == 4096
+
+
+def test_config_path_can_come_from_the_environment(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('host = "0.0.0.0"\n')
+    assert load_settings(env={"MODELGRID_CONFIG": str(config)}).host == "0.0.0.0"
+
+
+def test_command_line_overrides_win_and_none_means_unset() -> None:
+    settings = load_settings(env={"MODELGRID_PORT": "9100"}, overrides={"port": 1, "host": None})
+    assert settings.port == 1
+    assert settings.host == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("port = 'x'", "port"),
+        ("unknown_key = 1", "unknown_key"),
+        ("port = ", "not valid TOML"),
+    ],
+)
+def test_bad_config_names_the_problem(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(text)
+    with pytest.raises(SettingsError, match=message):
+        load_settings(config, env={})
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="cannot read config file"):
+        load_settings(tmp_path / "absent.toml", env={})
+
+
+def test_example_config_documents_every_key() -> None:
+    example = (Path(__file__).parent.parent / "modelgrid.example.toml").read_text()
+    settings = load_settings(Path(__file__).parent.parent / "modelgrid.example.toml", env={})
+    assert settings.models
+    for key in set(Settings.model_fields) - {"models"} | set(ModelSettings.model_fields):
+        assert f"{key} =" in example, f"modelgrid.example.toml does not document {key!r}"
