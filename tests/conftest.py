@@ -49,7 +49,9 @@ def postgres_url() -> Iterator[str]:
     admin = make_url(POSTGRES_URL)
 
     async def run(statement: str) -> None:
-        engine = create_async_engine(async_url(str(admin.render_as_string(False))), isolation_level="AUTOCOMMIT")
+        engine = create_async_engine(
+            async_url(str(admin.render_as_string(False))), isolation_level="AUTOCOMMIT"
+        )
         async with engine.connect() as conn:
             await conn.execute(sa.text(statement))
         await engine.dispose()

@@ -77,6 +77,7 @@ class Server:
 
 @contextmanager
 def run_server(tmp: Path, config: str = "", **env: str) -> Iterator[Server]:
+    tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     admin_key = "mg-test-admin-" + os.urandom(8).hex()
     config_path = tmp / "modelgrid.toml"

@@ -20,7 +20,9 @@ def test_valid_chat_body() -> None:
 
 def test_content_parts_are_joined() -> None:
     content = [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]
-    body = parse(ChatCompletionRequest, {**CHAT, "messages": [{"role": "user", "content": content}]})
+    body = parse(
+        ChatCompletionRequest, {**CHAT, "messages": [{"role": "user", "content": content}]}
+    )
     assert body.messages[0].text() == "ab"
 
 
@@ -33,8 +35,16 @@ def test_content_parts_are_joined() -> None:
         ({**CHAT, "temperature": 3}, "temperature", "invalid_value"),
         ({**CHAT, "max_tokens": 0}, "max_tokens", "invalid_value"),
         ({**CHAT, "max_tokens": "10"}, "max_tokens", "invalid_type"),
-        ({**CHAT, "messages": [{"role": "user", "content": 5}]}, "messages[0].content", "invalid_type"),
-        ({**CHAT, "messages": [{"role": "robot", "content": "x"}]}, "messages[0].role", "invalid_value"),
+        (
+            {**CHAT, "messages": [{"role": "user", "content": 5}]},
+            "messages[0].content",
+            "invalid_type",
+        ),
+        (
+            {**CHAT, "messages": [{"role": "robot", "content": "x"}]},
+            "messages[0].role",
+            "invalid_value",
+        ),
         ({**CHAT, "messages": []}, "messages", "invalid_value"),
         ({**CHAT, "stop": ["a", "b", "c", "d", "e"]}, "stop", "invalid_value"),
         ({**CHAT, "stream": "yes"}, "stream", "invalid_type"),

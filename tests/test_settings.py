@@ -20,10 +20,15 @@ def test_defaults_serve_the_embedded_model_from_sqlite_in_data_dir() -> None:
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
-    config.write_text('port = 9000\n[models.m]\nn_ctx = 512\n')
+    config.write_text("port = 9000\n[models.m]\nn_ctx = 512\n")
     settings = load_settings(
         config,
-        env={"MODELGRID_PORT": "9100", "MODELGRID_MODELS__M__N_CTX": "4096", "OTHER": "x"},
+        env={
+            "MODELGRID_PORT": "9100",
+            "MODELGRID_MODELS__M__N_CTX": "4096",
+            "MODELGRID_URL": "http://client.setting",
+            "OTHER": "x",
+        },
     )
     assert settings.port == 9100
     assert settings.models["m"].n_ctx == 4096

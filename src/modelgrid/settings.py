@@ -1,7 +1,8 @@
 """Settings: one TOML file, overridden by ``MODELGRID_*`` environment variables.
 
 ``MODELGRID_PORT=9000`` sets the top-level ``port``; a double underscore walks into tables, so
-``MODELGRID_MODELS__SMOLLM2__N_CTX=4096`` sets ``[models.smollm2] n_ctx``. Values stay strings
+``MODELGRID_MODELS__SMOLLM2__N_CTX=4096`` sets ``[models.smollm2] n_ctx``. Variables that name
+no setting are left to the clients that read them. Values stay strings
 until validation converts them to each key's type (``"42"`` to an int, ``"true"`` to a bool).
 """
 
@@ -83,8 +84,11 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"config file {path} is not valid TOML: {exc}") from exc
     for name, value in env.items():
-        if name.startswith(ENV_PREFIX) and name != ENV_PREFIX + "CONFIG":
-            keys = name[len(ENV_PREFIX) :].lower().split("__")
+        if not name.startswith(ENV_PREFIX):
+            continue
+        keys = name[len(ENV_PREFIX) :].lower().split("__")
+        # Other MODELGRID_* variables belong to clients (MODELGRID_URL, MODELGRID_API_KEY).
+        if keys[0] in Settings.model_fields:
             _set_path(data, keys, value)
     for dotted, value in (overrides or {}).items():
         if value is not None:

@@ -141,7 +141,10 @@ class LlamaCppEngine(Engine):
         cancel = threading.Event()
 
         def emit(item: object) -> None:
-            loop.call_soon_threadsafe(pieces.put_nowait, item)
+            try:
+                loop.call_soon_threadsafe(pieces.put_nowait, item)
+            except RuntimeError:  # the loop has closed: nobody is listening any more
+                cancel.set()
 
         def work() -> None:
             try:
@@ -150,7 +153,10 @@ class LlamaCppEngine(Engine):
                 emit(exc)
             finally:
                 emit(_DONE)
-                loop.call_soon_threadsafe(queue.release, model)
+                try:
+                    loop.call_soon_threadsafe(queue.release, model)
+                except RuntimeError:  # never lose a slot, even to a closed loop
+                    queue.release(model)
 
         try:
             self._executor.submit(work)
