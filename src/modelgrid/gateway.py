@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -27,7 +28,7 @@ from .sampling import chat_requests, text_requests
 from .schemas import ChatCompletionRequest, CompletionRequest
 from .storage.keys import KeyRecord, KeyStore
 from .trace import Trace
-from .types import Prepared, Usage
+from .types import Piece, Prepared, Usage
 
 log = logging.getLogger("modelgrid.gateway")
 
@@ -63,90 +64,78 @@ class Gateway:
         entry = self._resolve(body.model, trace, body.user, body.stream)
         requests = chat_requests(body, entry.settings)
         prepared = [await entry.engine.prepare(r) for r in requests]
-        fmt = ChatFormat(f"chatcmpl-{uuid.uuid4().hex}", entry.id, body.logprobs)
         trace.tokens_in = prepared[0].prompt_tokens  # one prompt, however many choices
-        prefixes = [""] * len(prepared)
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return await self._respond(entry, fmt, prepared, prefixes, caller, trace, include_usage)
+        call = _Call(
+            entry,
+            ChatFormat(f"chatcmpl-{uuid.uuid4().hex}", entry.id, body.logprobs),
+            [("", p) for p in prepared],
+            caller,
+            trace,
+            bool(body.stream_options and body.stream_options.include_usage),
+        )
+        return await self._respond(call)
 
     async def complete(self, caller: KeyRecord, body: CompletionRequest, trace: Trace) -> Result:
         entry = self._resolve(body.model, trace, body.user, body.stream)
         pairs = text_requests(body, entry.settings)
         prepared = [await entry.engine.prepare(r) for _, r in pairs]
-        fmt = TextFormat(f"cmpl-{uuid.uuid4().hex}", entry.id, body.logprobs is not None)
         trace.tokens_in = sum(p.prompt_tokens for p in prepared[:: body.n])  # once per prompt
-        prefixes = [prefix for prefix, _ in pairs]
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return await self._respond(entry, fmt, prepared, prefixes, caller, trace, include_usage)
+        call = _Call(
+            entry,
+            TextFormat(f"cmpl-{uuid.uuid4().hex}", entry.id, body.logprobs is not None),
+            [(prefix, p) for (prefix, _), p in zip(pairs, prepared, strict=True)],
+            caller,
+            trace,
+            bool(body.stream_options and body.stream_options.include_usage),
+        )
+        return await self._respond(call)
 
     def _resolve(self, model: str, trace: Trace, user: str | None, stream: bool) -> Entry:
         trace.model, trace.user, trace.stream = model, user, stream
         return self.catalogue.resolve(model)
 
-    async def _respond(
-        self,
-        entry: Entry,
-        fmt: ResponseFormatter,
-        prepared: list[Prepared],
-        prefixes: list[str],
-        caller: KeyRecord,
-        trace: Trace,
-        include_usage: bool,
-    ) -> Result:
-        if trace.stream:
-            return self._stream(entry, fmt, prepared, prefixes, caller, trace, include_usage)
-        choices = []
-        for index, (item, prefix) in enumerate(zip(prepared, prefixes, strict=True)):
-            choices.append(await self._collect(entry, item, index, prefix, caller, trace))
-        self._account(entry, trace)
-        return fmt.response(choices, Usage(trace.tokens_in, trace.tokens_out))
+    async def _respond(self, call: _Call) -> Result:
+        if call.trace.stream:
+            return self._stream(call)
+        choices = [await self._collect(call, index) for index in range(len(call.choices))]
+        self._account(call)
+        return call.fmt.response(choices, Usage(call.trace.tokens_in, call.trace.tokens_out))
 
-    async def _collect(
-        self,
-        entry: Entry,
-        prepared: Prepared,
-        index: int,
-        prefix: str,
-        caller: KeyRecord,
-        trace: Trace,
-    ) -> Choice:
-        choice = Choice(index=index, text=prefix)
-        parts = [prefix]
-        async with aclosing(entry.engine.generate(prepared, caller.id)) as pieces:
+    async def _generate(self, call: _Call, index: int) -> AsyncGenerator[Piece, None]:
+        """One choice's pieces, metered as they come; the engine stops if we stop early."""
+        prepared = call.choices[index][1]
+        async with aclosing(call.entry.engine.generate(prepared, call.caller.id)) as pieces:
             async for piece in pieces:
-                trace.tokens_out += piece.tokens
+                call.trace.tokens_out += piece.tokens
                 if piece.tokens:
-                    trace.mark_first_token()
+                    call.trace.mark_first_token()
+                yield piece
+
+    async def _collect(self, call: _Call, index: int) -> Choice:
+        prefix = call.choices[index][0]
+        choice = Choice(index=index)
+        parts = [prefix]
+        async with aclosing(self._generate(call, index)) as pieces:
+            async for piece in pieces:
                 parts.append(piece.text)
                 choice.logprobs.extend(piece.logprobs)
                 choice.finish_reason = piece.finish_reason or choice.finish_reason
         choice.text = "".join(parts)
         return choice
 
-    async def _stream(
-        self,
-        entry: Entry,
-        fmt: ResponseFormatter,
-        prepared: list[Prepared],
-        prefixes: list[str],
-        caller: KeyRecord,
-        trace: Trace,
-        include_usage: bool,
-    ) -> AsyncIterator[bytes]:
+    async def _stream(self, call: _Call) -> AsyncGenerator[bytes, None]:
+        fmt, trace = call.fmt, call.trace
         try:
-            for index, (item, prefix) in enumerate(zip(prepared, prefixes, strict=True)):
+            for index, (prefix, _) in enumerate(call.choices):
                 if (first := fmt.start(index, prefix)) is not None:
                     yield _sse(first)
-                async with aclosing(entry.engine.generate(item, caller.id)) as pieces:
+                async with aclosing(self._generate(call, index)) as pieces:
                     async for piece in pieces:
-                        trace.tokens_out += piece.tokens
-                        if piece.tokens:
-                            trace.mark_first_token()
                         if piece.text or piece.logprobs:
                             yield _sse(fmt.delta(index, piece.text, piece.logprobs))
                         if piece.finish_reason is not None:
                             yield _sse(fmt.finish(index, piece.finish_reason))
-            if include_usage:
+            if call.include_usage:
                 yield _sse(fmt.usage(Usage(trace.tokens_in, trace.tokens_out)))
             yield b"data: [DONE]\n\n"
         except (GeneratorExit, asyncio.CancelledError):
@@ -160,14 +149,25 @@ class Gateway:
             # from the traceback.
             log.exception("generation failed mid-stream", extra={"request_id": trace.request_id})
             trace.outcome = "error"
-            yield _sse(
-                ServerError(f"The server failed mid-stream (request {trace.request_id}).").body()
-            )
+            failure = ServerError(f"The server failed mid-stream (request {trace.request_id}).")
+            yield _sse(failure.body())
         finally:
-            self._account(entry, trace)
+            self._account(call)
 
-    def _account(self, entry: Entry, trace: Trace) -> None:
-        self.metrics.observe_generation(entry.id, trace)
+    def _account(self, call: _Call) -> None:
+        self.metrics.observe_generation(call.entry.id, call.trace)
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One API call on its way through: the model, the response shape, and its choices."""
+
+    entry: Entry
+    fmt: ResponseFormatter
+    choices: list[tuple[str, Prepared]]  # (echoed prefix, prepared generation) per choice
+    caller: KeyRecord
+    trace: Trace
+    include_usage: bool
 
 
 def _sse(payload: dict[str, Any]) -> bytes:

@@ -23,8 +23,9 @@ class Choice:
     logprobs: list[TokenLogprob] = field(default_factory=list)
 
 
-class ChatFormat:
-    object = "chat.completion"
+class _Format:
+    object: str
+    chunk_object: str
 
     def __init__(self, id: str, model: str, logprobs: bool) -> None:
         self.id = id
@@ -32,10 +33,10 @@ class ChatFormat:
         self.created = int(time.time())
         self.with_logprobs = logprobs
 
-    def _chunk(self, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    def _envelope(self, object: str, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
         return {
             "id": self.id,
-            "object": "chat.completion.chunk",
+            "object": object,
             "created": self.created,
             "model": self.model,
             "system_fingerprint": None,
@@ -43,49 +44,49 @@ class ChatFormat:
             **extra,
         }
 
+    def _chunk(self, choice: dict[str, Any]) -> dict[str, Any]:
+        return self._envelope(self.chunk_object, [choice])
+
+    def usage(self, usage: Usage) -> dict[str, Any]:
+        return self._envelope(self.chunk_object, [], usage=usage.as_dict())
+
+    def response(self, choices: list[Choice], usage: Usage) -> dict[str, Any]:
+        body = [self._final_choice(c) for c in choices]
+        return self._envelope(self.object, body, usage=usage.as_dict())
+
+    def _final_choice(self, choice: Choice) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class ChatFormat(_Format):
+    object = "chat.completion"
+    chunk_object = "chat.completion.chunk"
+
     def start(self, index: int, prefix: str = "") -> dict[str, Any] | None:
         delta = {"role": "assistant", "content": prefix}
         return self._chunk(
-            [{"index": index, "delta": delta, "logprobs": None, "finish_reason": None}]
+            {"index": index, "delta": delta, "logprobs": None, "finish_reason": None}
         )
 
     def delta(self, index: int, text: str, logprobs: list[TokenLogprob]) -> dict[str, Any]:
         return self._chunk(
-            [
-                {
-                    "index": index,
-                    "delta": {"content": text},
-                    "logprobs": self._logprobs(logprobs),
-                    "finish_reason": None,
-                }
-            ]
+            {
+                "index": index,
+                "delta": {"content": text},
+                "logprobs": self._logprobs(logprobs),
+                "finish_reason": None,
+            }
         )
 
     def finish(self, index: int, reason: FinishReason) -> dict[str, Any]:
-        return self._chunk(
-            [{"index": index, "delta": {}, "logprobs": None, "finish_reason": reason}]
-        )
+        return self._chunk({"index": index, "delta": {}, "logprobs": None, "finish_reason": reason})
 
-    def usage(self, usage: Usage) -> dict[str, Any]:
-        return self._chunk([], usage=usage.as_dict())
-
-    def response(self, choices: list[Choice], usage: Usage) -> dict[str, Any]:
+    def _final_choice(self, choice: Choice) -> dict[str, Any]:
         return {
-            "id": self.id,
-            "object": self.object,
-            "created": self.created,
-            "model": self.model,
-            "system_fingerprint": None,
-            "choices": [
-                {
-                    "index": c.index,
-                    "message": {"role": "assistant", "content": c.text, "refusal": None},
-                    "logprobs": self._logprobs(c.logprobs),
-                    "finish_reason": c.finish_reason,
-                }
-                for c in choices
-            ],
-            "usage": usage.as_dict(),
+            "index": choice.index,
+            "message": {"role": "assistant", "content": choice.text, "refusal": None},
+            "logprobs": self._logprobs(choice.logprobs),
+            "finish_reason": choice.finish_reason,
         }
 
     def _logprobs(self, items: list[TokenLogprob]) -> dict[str, Any] | None:
@@ -107,62 +108,29 @@ class ChatFormat:
         }
 
 
-class TextFormat:
+class TextFormat(_Format):
     object = "text_completion"
-
-    def __init__(self, id: str, model: str, logprobs: bool) -> None:
-        self.id = id
-        self.model = model
-        self.created = int(time.time())
-        self.with_logprobs = logprobs
-
-    def _body(self, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": self.object,
-            "created": self.created,
-            "model": self.model,
-            "system_fingerprint": None,
-            "choices": choices,
-            **extra,
-        }
+    chunk_object = "text_completion"  # OpenAI uses the same object for chunks
 
     def start(self, index: int, prefix: str = "") -> dict[str, Any] | None:
-        if not prefix:
-            return None
-        return self.delta(index, prefix, [])
+        return self.delta(index, prefix, []) if prefix else None
 
     def delta(self, index: int, text: str, logprobs: list[TokenLogprob]) -> dict[str, Any]:
-        return self._body(
-            [
-                {
-                    "index": index,
-                    "text": text,
-                    "logprobs": self._logprobs(logprobs),
-                    "finish_reason": None,
-                }
-            ]
+        logprob_body = self._logprobs(logprobs)
+        return self._chunk(
+            {"index": index, "text": text, "logprobs": logprob_body, "finish_reason": None}
         )
 
     def finish(self, index: int, reason: FinishReason) -> dict[str, Any]:
-        return self._body([{"index": index, "text": "", "logprobs": None, "finish_reason": reason}])
+        return self._chunk({"index": index, "text": "", "logprobs": None, "finish_reason": reason})
 
-    def usage(self, usage: Usage) -> dict[str, Any]:
-        return self._body([], usage=usage.as_dict())
-
-    def response(self, choices: list[Choice], usage: Usage) -> dict[str, Any]:
-        return self._body(
-            [
-                {
-                    "index": c.index,
-                    "text": c.text,
-                    "logprobs": self._logprobs(c.logprobs),
-                    "finish_reason": c.finish_reason,
-                }
-                for c in choices
-            ],
-            usage=usage.as_dict(),
-        )
+    def _final_choice(self, choice: Choice) -> dict[str, Any]:
+        return {
+            "index": choice.index,
+            "text": choice.text,
+            "logprobs": self._logprobs(choice.logprobs),
+            "finish_reason": choice.finish_reason,
+        }
 
     def _logprobs(self, items: list[TokenLogprob]) -> dict[str, Any] | None:
         if not self.with_logprobs:
