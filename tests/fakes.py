@@ -12,8 +12,7 @@ class FakeEngine(Engine):
     """Answers every prompt with ``words``, one token each; ``fail_after`` raises mid-stream."""
 
     def __init__(self, words: list[str], fail_after: int | None = None) -> None:
-        self.model_id = "fake"
-        self.owned_by = "tests"
+        self.name = "fake"
         self.created = 0
         self.context_length = 100
         self.words = words

@@ -107,13 +107,14 @@ def test_full_queue_answers_503_with_retry_after(tiny_queue: Server, tmp_path: P
     with httpx.stream(
         "POST", f"{tiny_queue.base_url}/chat/completions", json=body, headers=headers
     ) as r:
-        next(r.iter_lines())  # generation has started: the only slot is taken
+        lines = r.iter_lines()  # kept: a dropped iterator would close the connection
+        next(lines)  # generation has started: the only slot is taken
         refused = httpx.post(
             f"{tiny_queue.base_url}/chat/completions",
             json={"model": MODEL, "messages": STORY, "max_tokens": 5},
             headers=headers,
             timeout=30,
         )
-    assert refused.status_code == 503
+    assert refused.status_code == 503, tiny_queue.log()[-3000:]
     assert refused.headers["retry-after"] == "1"
     assert refused.json()["error"]["code"] == "engine_overloaded"

@@ -13,6 +13,7 @@ from modelgrid.catalogue import Catalogue, Entry
 from modelgrid.errors import AuthenticationFailed, ModelNotFound
 from modelgrid.gateway import Gateway
 from modelgrid.metrics import Metrics
+from modelgrid.router import Deployment, Router, new_state
 from modelgrid.schemas import ChatCompletionRequest, CompletionRequest, parse
 from modelgrid.settings import ModelSettings
 from modelgrid.storage.database import Database
@@ -37,7 +38,9 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 async def make(db: Database, engine: FakeEngine) -> tuple[Gateway, KeyRecord]:
     keys = KeyStore(db)
     key = await keys.create(name="t")
-    catalogue = Catalogue([Entry("fake", engine, ModelSettings())])
+    settings = ModelSettings.model_validate({"engine": "llama_cpp"})
+    router = Router("fake", settings, [Deployment(engine, new_state("fake", 1, 5, 1), "fake", "-")])
+    catalogue = Catalogue([Entry("fake", router, settings)])
     gateway = Gateway(keys, catalogue, Metrics())
     record = await gateway.authenticate(f"Bearer {key}", Trace("r", "POST", "/"))
     return gateway, record
@@ -124,7 +127,7 @@ async def test_closing_a_stream_closes_the_engine_generation(db: Database) -> No
     assert not isinstance(stream, dict)
     await anext(stream)
     await anext(stream)
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
     assert engine.closed_streams == 1
     assert trace.outcome == "cancelled" and trace.tokens_out == 1
 

@@ -4,7 +4,9 @@ import pytest
 
 from modelgrid.settings import (
     DEFAULT_MODEL_ID,
+    LlamaCppSettings,
     ModelSettings,
+    OpenAISettings,
     Settings,
     SettingsError,
     load_settings,
@@ -31,7 +33,8 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         },
     )
     assert settings.port == 9100
-    assert settings.models["m"].n_ctx == 4096
+    deployment = settings.models["m"].deployments[0]
+    assert isinstance(deployment, LlamaCppSettings) and deployment.n_ctx == 4096
 
 
 def test_config_path_can_come_from_the_environment(tmp_path: Path) -> None:
@@ -70,5 +73,9 @@ def test_example_config_documents_every_key() -> None:
     example = (Path(__file__).parent.parent / "modelgrid.example.toml").read_text()
     settings = load_settings(Path(__file__).parent.parent / "modelgrid.example.toml", env={})
     assert settings.models
-    for key in set(Settings.model_fields) - {"models"} | set(ModelSettings.model_fields):
-        assert f"{key} =" in example, f"modelgrid.example.toml does not document {key!r}"
+    documented = set(Settings.model_fields) - {"models"} | set(ModelSettings.model_fields)
+    documented |= set(LlamaCppSettings.model_fields) | set(OpenAISettings.model_fields)
+    for key in documented - {"deployments"}:
+        assert f"{key} =" in example or f"# {key} =" in example, (
+            f"modelgrid.example.toml does not document {key!r}"
+        )

@@ -67,7 +67,24 @@ async def revoke_key(request: Request) -> Response:
     return JSON(key_card(revoked[0]))
 
 
+async def list_deployments(request: Request) -> Response:
+    gateway = _gateway(request)
+    trace = _trace(request, "/admin/v1/deployments")
+    await gateway.authenticate_admin(request.headers.get("authorization"), trace)
+    data = [
+        {
+            "model": entry.id,
+            "balancing": entry.settings.balancing,
+            "fallbacks": entry.settings.fallbacks,
+            "deployments": entry.router.snapshot(),
+        }
+        for entry in gateway.catalogue
+    ]
+    return JSON({"object": "list", "data": data})
+
+
 routes = [
+    Route("/admin/v1/deployments", list_deployments, methods=["GET"]),
     Route("/admin/v1/keys", list_keys, methods=["GET"]),
     Route("/admin/v1/keys", create_key, methods=["POST"]),
     Route("/admin/v1/keys/{key}", revoke_key, methods=["DELETE"]),

@@ -50,7 +50,8 @@ def create_app(settings: Settings) -> Starlette:
     catalogue = Catalogue.from_settings(settings)
     metrics = Metrics()
     for entry in catalogue:
-        metrics.watch_engine(entry.id, entry.engine.stats)
+        metrics.watch_engine(entry.id, entry.router.stats)
+        metrics.watch_deployments(entry.id, entry.router.snapshot)
     gateway = Gateway(keys, catalogue, metrics)
 
     @asynccontextmanager

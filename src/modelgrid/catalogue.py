@@ -1,4 +1,4 @@
-"""The models this server offers, each with its engine and its defaults."""
+"""The models this server offers: each a router over its deployments."""
 
 from __future__ import annotations
 
@@ -7,39 +7,49 @@ from dataclasses import dataclass
 from typing import Any
 
 from .engines.base import Engine
-from .engines.llama_cpp import LlamaCppEngine
 from .errors import ModelNotFound
-from .settings import ModelSettings, Settings
+from .router import Deployment, Router, new_state
+from .settings import DeploymentSettings, LlamaCppSettings, ModelSettings, Settings
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
     id: str
-    engine: Engine
+    router: Router
     settings: ModelSettings
 
+    @property
+    def engine(self) -> Engine:
+        return self.router
+
     def card(self) -> dict[str, Any]:
-        return {
+        card: dict[str, Any] = {
             "id": self.id,
             "object": "model",
-            "created": self.engine.created,
-            "owned_by": self.engine.owned_by,
-            "context_length": self.engine.context_length,
+            "created": self.router.created,
+            "owned_by": self.settings.owned_by,
         }
+        if self.router.context_length:
+            card["context_length"] = self.router.context_length
+        return card
 
 
 class Catalogue:
     def __init__(self, entries: list[Entry]) -> None:
         self._entries = {entry.id: entry for entry in entries}
+        for entry in entries:
+            entry.router.fallbacks = [self._entries[f].router for f in entry.settings.fallbacks]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Catalogue:
-        return cls(
-            [
-                Entry(model_id, LlamaCppEngine(model_id, model), model)
-                for model_id, model in settings.models.items()
+        entries = []
+        for model_id, model in settings.models.items():
+            deployments = [
+                _deployment(model_id, i, d, len(model.deployments))
+                for i, d in enumerate(model.deployments)
             ]
-        )
+            entries.append(Entry(model_id, Router(model_id, model, deployments), model))
+        return cls(entries)
 
     def __iter__(self) -> Iterator[Entry]:
         return iter(self._entries.values())
@@ -55,8 +65,23 @@ class Catalogue:
 
     async def start(self) -> None:
         for entry in self._entries.values():
-            await entry.engine.start()
+            await entry.router.start()
 
     async def close(self) -> None:
         for entry in self._entries.values():
-            await entry.engine.close()
+            await entry.router.close()
+
+
+def _deployment(model_id: str, index: int, settings: DeploymentSettings, count: int) -> Deployment:
+    name = settings.name or (model_id if count == 1 else f"{model_id}/{index}")
+    state = new_state(
+        name, settings.weight, settings.breaker_failures, settings.breaker_cooldown_seconds
+    )
+    if isinstance(settings, LlamaCppSettings):
+        from .engines.llama_cpp import LlamaCppEngine
+
+        engine: Engine = LlamaCppEngine(name, settings)
+        return Deployment(engine, state, "llama_cpp", settings.path or "(bundled SmolLM2)")
+    from .engines.openai_http import OpenAIEngine
+
+    return Deployment(OpenAIEngine(name, model_id, settings), state, "openai", settings.base_url)

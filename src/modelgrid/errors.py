@@ -86,6 +86,20 @@ class Overloaded(APIError):
     code = "engine_overloaded"
 
 
+class UpstreamError(APIError):
+    """A deployment failed; ``retryable`` when another attempt may succeed (connection errors,
+    timeouts, 429 and 5xx before any output), not when the upstream judged the request bad."""
+
+    status = 502
+    type = "server_error"
+    code = "upstream_error"
+
+    def __init__(self, message: str, *, retryable: bool = True, status: int = 502) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.status = status
+
+
 class ServerError(APIError):
     status = 500
     type = "server_error"

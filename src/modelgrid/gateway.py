@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +32,7 @@ from .types import Piece, Prepared, Usage
 
 log = logging.getLogger("modelgrid.gateway")
 
-Result = dict[str, Any] | AsyncIterator[bytes]
+Result = dict[str, Any] | AsyncGenerator[bytes, None]
 
 
 class Gateway:
@@ -72,6 +72,7 @@ class Gateway:
             caller,
             trace,
             bool(body.stream_options and body.stream_options.include_usage),
+            per_prompt=len(prepared),  # one prompt, however many choices
         )
         return await self._respond(call)
 
@@ -87,6 +88,7 @@ class Gateway:
             caller,
             trace,
             bool(body.stream_options and body.stream_options.include_usage),
+            per_prompt=body.n,
         )
         return await self._respond(call)
 
@@ -96,7 +98,15 @@ class Gateway:
 
     async def _respond(self, call: _Call) -> Result:
         if call.trace.stream:
-            return self._stream(call)
+            # Wait for the first piece before answering: until then a failure is still a
+            # proper HTTP error (400, 503, 502), and a retry elsewhere is invisible.
+            pieces = self._generate(call, 0)
+            try:
+                first = await anext(pieces)
+            except BaseException:
+                await pieces.aclose()
+                raise
+            return self._stream(call, first, pieces)
         choices = [await self._collect(call, index) for index in range(len(call.choices))]
         self._account(call)
         return call.fmt.response(choices, Usage(call.trace.tokens_in, call.trace.tokens_out))
@@ -104,11 +114,20 @@ class Gateway:
     async def _generate(self, call: _Call, index: int) -> AsyncGenerator[Piece, None]:
         """One choice's pieces, metered as they come; the engine stops if we stop early."""
         prepared = call.choices[index][1]
+        trace = call.trace
+        counted = 0
         async with aclosing(call.entry.engine.generate(prepared, call.caller.id)) as pieces:
             async for piece in pieces:
-                call.trace.tokens_out += piece.tokens
+                counted += piece.tokens
+                trace.tokens_out += piece.tokens
                 if piece.tokens:
-                    call.trace.mark_first_token()
+                    trace.mark_first_token()
+                if piece.usage is not None:  # the engine's exact figures replace our count
+                    trace.tokens_out += piece.usage.completion_tokens - counted
+                    if call.counts_prompt(index):
+                        trace.tokens_in += piece.usage.prompt_tokens - prepared.prompt_tokens
+                if piece.deployment:
+                    trace.deployment = piece.deployment
                 yield piece
 
     async def _collect(self, call: _Call, index: int) -> Choice:
@@ -123,13 +142,16 @@ class Gateway:
         choice.text = "".join(parts)
         return choice
 
-    async def _stream(self, call: _Call) -> AsyncGenerator[bytes, None]:
+    async def _stream(
+        self, call: _Call, first: Piece, rest: AsyncGenerator[Piece, None]
+    ) -> AsyncGenerator[bytes, None]:
         fmt, trace = call.fmt, call.trace
         try:
             for index, (prefix, _) in enumerate(call.choices):
-                if (first := fmt.start(index, prefix)) is not None:
-                    yield _sse(first)
-                async with aclosing(self._generate(call, index)) as pieces:
+                if (opening := fmt.start(index, prefix)) is not None:
+                    yield _sse(opening)
+                source = _resumed(first, rest) if index == 0 else self._generate(call, index)
+                async with aclosing(source) as pieces:
                     async for piece in pieces:
                         if piece.text or piece.logprobs:
                             yield _sse(fmt.delta(index, piece.text, piece.logprobs))
@@ -152,6 +174,7 @@ class Gateway:
             failure = ServerError(f"The server failed mid-stream (request {trace.request_id}).")
             yield _sse(failure.body())
         finally:
+            await rest.aclose()  # a no-op once consumed; frees the engine otherwise
             self._account(call)
 
     def _account(self, call: _Call) -> None:
@@ -168,6 +191,18 @@ class _Call:
     caller: KeyRecord
     trace: Trace
     include_usage: bool
+    per_prompt: int = 1  # choices per prompt: the first of each group is billed for the prompt
+
+    def counts_prompt(self, index: int) -> bool:
+        return index % self.per_prompt == 0
+
+
+async def _resumed(first: Piece, rest: AsyncGenerator[Piece, None]) -> AsyncGenerator[Piece, None]:
+    """The pieces of a generation whose first piece was already taken."""
+    yield first
+    async with aclosing(rest):
+        async for piece in rest:
+            yield piece
 
 
 def _sse(payload: dict[str, Any]) -> bytes:

@@ -67,6 +67,7 @@ def log_request(trace: Trace, seconds: float) -> None:
             "outcome": trace.outcome,
             "key_prefix": trace.key_prefix,
             "model": trace.model,
+            "deployment": trace.deployment,
             "user": trace.user,
             "stream": trace.stream,
             "tokens_in": trace.tokens_in,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from .engines.base import EngineStats
 from .trace import Trace
@@ -49,6 +52,11 @@ class Metrics:
             "modelgrid_engine_busy_slots", "Engine slots generating now", ["model"], registry=r
         )
         self._engine_stats: dict[str, Callable[[], EngineStats]] = {}
+        self._deployments = _DeploymentCollector()
+        r.register(self._deployments)
+
+    def watch_deployments(self, model: str, snapshot: Callable[[], list[dict[str, Any]]]) -> None:
+        self._deployments.sources[model] = snapshot
 
     def watch_engine(self, model: str, stats: Callable[[], EngineStats]) -> None:
         self._engine_stats[model] = stats
@@ -69,3 +77,40 @@ class Metrics:
             self.queue_depth.labels(model).set(current.waiting)
             self.busy_slots.labels(model).set(current.busy)
         return bytes(generate_latest(self.registry))
+
+
+_BREAKER = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class _DeploymentCollector(Collector):
+    """Reads each router's live deployment state at scrape time."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, Callable[[], list[dict[str, Any]]]] = {}
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        labels = ["model", "deployment"]
+        requests = CounterMetricFamily(
+            "modelgrid_deployment_requests", "Attempts sent to a deployment", labels=labels
+        )
+        failures = CounterMetricFamily(
+            "modelgrid_deployment_failures",
+            "Attempts that failed (errors, timeouts, 5xx)",
+            labels=labels,
+        )
+        inflight = GaugeMetricFamily(
+            "modelgrid_deployment_inflight", "Attempts in flight on a deployment", labels=labels
+        )
+        breaker = GaugeMetricFamily(
+            "modelgrid_deployment_breaker_state",
+            "Circuit breaker: 0 closed, 1 half-open, 2 open",
+            labels=labels,
+        )
+        for model, snapshot in self.sources.items():
+            for d in snapshot():
+                key = [model, d["name"]]
+                requests.add_metric(key, d["requests"])
+                failures.add_metric(key, d["failures"])
+                inflight.add_metric(key, d["inflight"])
+                breaker.add_metric(key, _BREAKER[d["breaker"]])
+        yield from (requests, failures, inflight, breaker)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import AsyncGenerator, Awaitable
 from contextlib import suppress
 from typing import Any, TypeVar
 
@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from .errors import APIError, InvalidRequest, MethodNotAllowed, NotFound
 from .gateway import Gateway
@@ -26,6 +27,25 @@ class JSON(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+class EventStream(StreamingResponse):
+    """Server-sent events whose source is always closed, even when the client left before
+    the first byte (closing it is what stops the generation and frees the engine)."""
+
+    def __init__(self, events: AsyncGenerator[bytes, None]) -> None:
+        super().__init__(
+            events,
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        )
+        self._events = events
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._events.aclose()
 
 
 def _gateway(request: Request) -> Gateway:
@@ -86,11 +106,7 @@ async def _generate(request: Request, route: str, schema: type[Any]) -> Response
         return Response(status_code=499)  # nobody is listening; for the log only
     if isinstance(result, dict):
         return JSON(result)
-    return StreamingResponse(
-        result,
-        media_type="text/event-stream",
-        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-    )
+    return EventStream(result)
 
 
 async def chat_completions(request: Request) -> Response:

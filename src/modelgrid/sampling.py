@@ -1,8 +1,9 @@
 """From an API request body to engine-neutral generation requests (pure functions).
 
-Fields the caller leaves out take the model's configured defaults, not OpenAI's: a temperature
-of 1.0 with no top-k suits a frontier model, not a 135M one. Fields ModelGrid cannot honour are
-refused with a 400 that names them, never silently ignored.
+Fields the caller leaves out stay unset (None): each engine applies its own defaults, the
+embedded one from its config (a temperature of 1.0 with no top-k suits a frontier model, not a
+135M one), an upstream its own. Fields ModelGrid cannot honour are refused with a 400 that names
+them, never silently ignored.
 """
 
 from __future__ import annotations
@@ -44,12 +45,12 @@ def chat_requests(body: ChatCompletionRequest, defaults: ModelSettings) -> list[
     ]
     sampling = _sampling(
         body,
-        defaults,
         max_tokens=body.max_completion_tokens or body.max_tokens,
         logprobs=(body.top_logprobs or 0) if body.logprobs else None,
         grammar=fmt,
     )
-    return _per_choice(GenerationRequest(sampling=sampling, messages=messages), body.n)
+    request = GenerationRequest(sampling=sampling, messages=messages, stream=body.stream)
+    return _per_choice(request, body.n)
 
 
 def text_requests(
@@ -73,7 +74,6 @@ def text_requests(
         raise InvalidRequest("'echo' needs a text prompt, not token ids.", param="echo")
     sampling = _sampling(
         body,
-        defaults,
         max_tokens=body.max_tokens or COMPLETIONS_DEFAULT_MAX_TOKENS,
         logprobs=body.logprobs,
         grammar=None,
@@ -81,8 +81,8 @@ def text_requests(
     out: list[tuple[str, GenerationRequest]] = []
     for prompt in prompts:
         prefix = prompt if body.echo and isinstance(prompt, str) else ""
-        for request in _per_choice(GenerationRequest(sampling=sampling, prompt=prompt), body.n):
-            out.append((prefix, request))
+        base = GenerationRequest(sampling=sampling, prompt=prompt, stream=body.stream)
+        out.extend((prefix, request) for request in _per_choice(base, body.n))
     return out
 
 
@@ -97,7 +97,6 @@ def _check_common(body: ChatCompletionRequest | CompletionRequest, defaults: Mod
 
 def _sampling(
     body: ChatCompletionRequest | CompletionRequest,
-    defaults: ModelSettings,
     *,
     max_tokens: int | None,
     logprobs: int | None,
@@ -105,11 +104,8 @@ def _sampling(
 ) -> Sampling:
     return Sampling(
         max_tokens=max_tokens,
-        temperature=defaults.temperature if body.temperature is None else body.temperature,
-        top_p=defaults.top_p if body.top_p is None else body.top_p,
-        top_k=defaults.top_k,
-        min_p=defaults.min_p,
-        repeat_penalty=defaults.repeat_penalty,
+        temperature=body.temperature,
+        top_p=body.top_p,
         presence_penalty=body.presence_penalty,
         frequency_penalty=body.frequency_penalty,
         stop=body.stops(),

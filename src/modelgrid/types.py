@@ -25,14 +25,11 @@ class TokenLogprob:
 
 @dataclass(frozen=True, slots=True)
 class Sampling:
-    """What the caller asked for, resolved against the model's defaults."""
+    """What the caller asked for; None leaves the choice to the engine's own defaults."""
 
     max_tokens: int | None
-    temperature: float
-    top_p: float
-    top_k: int
-    min_p: float
-    repeat_penalty: float
+    temperature: float | None
+    top_p: float | None
     presence_penalty: float
     frequency_penalty: float
     stop: tuple[str, ...] = ()
@@ -57,16 +54,6 @@ class Prompt:
     text: str
 
 
-@dataclass(slots=True)
-class Piece:
-    """A step of generation: text that is safe to show, and the tokens that produced it."""
-
-    text: str
-    tokens: int
-    logprobs: list[TokenLogprob] = field(default_factory=list)
-    finish_reason: FinishReason | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class Usage:
     prompt_tokens: int
@@ -84,6 +71,21 @@ class Usage:
         }
 
 
+@dataclass(slots=True)
+class Piece:
+    """A step of generation: text that is safe to show, and the tokens that produced it.
+
+    The last piece may carry ``usage``, the engine's exact count for the whole generation (an
+    upstream's own figures), which then replaces what the pieces added up to."""
+
+    text: str
+    tokens: int
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+    deployment: str = ""  # which deployment produced it, set by the router
+
+
 @dataclass(frozen=True, slots=True)
 class GenerationRequest:
     """One generation, engine-neutral: chat messages or a raw text (or token) prompt."""
@@ -91,6 +93,7 @@ class GenerationRequest:
     sampling: Sampling
     messages: list[dict[str, str]] | None = None
     prompt: str | list[int] | None = None
+    stream: bool = False  # the caller reads as it comes; upstreams are asked to stream then
 
 
 @dataclass(frozen=True, slots=True)

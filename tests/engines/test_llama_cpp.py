@@ -13,7 +13,7 @@ from llama_cpp import Llama
 
 from modelgrid.engines.llama_cpp import LlamaCppEngine, default_model_path
 from modelgrid.errors import ContextLengthExceeded, InvalidRequest, Overloaded
-from modelgrid.settings import ModelSettings
+from modelgrid.settings import LlamaCppSettings
 from modelgrid.types import GenerationRequest, Piece, ResponseFormat, Sampling
 
 pytestmark = pytest.mark.anyio
@@ -22,9 +22,6 @@ GREEDY = Sampling(
     max_tokens=24,
     temperature=0.0,
     top_p=1.0,
-    top_k=40,
-    min_p=0.05,
-    repeat_penalty=1.0,
     presence_penalty=0.0,
     frequency_penalty=0.0,
     seed=7,
@@ -35,7 +32,7 @@ STORY = [{"role": "user", "content": "Write a story about a cat."}]
 @pytest.fixture
 async def engine() -> AsyncIterator[LlamaCppEngine]:
     # One per test (loading takes a tenth of a second): its queue lives on the test's loop.
-    engine = LlamaCppEngine("smol", ModelSettings(n_ctx=512, queue_size=1))
+    engine = LlamaCppEngine("smol", LlamaCppSettings(n_ctx=512, queue_size=1))
     await engine.start()
     yield engine
     await engine.close()

@@ -23,10 +23,9 @@ class EngineStats:
 
 
 class Engine(abc.ABC):
-    model_id: str
-    owned_by: str
+    name: str  # the deployment's name, unique across the server
     created: int
-    context_length: int
+    context_length: int  # 0 when unknown (an upstream that does not say)
 
     @abc.abstractmethod
     async def start(self) -> None: ...

@@ -27,7 +27,7 @@ from llama_cpp.llama_grammar import LlamaGrammar
 from ..decoding import Utf8Stream, token_logprob
 from ..errors import ContextLengthExceeded, InvalidRequest
 from ..scheduler import FairQueue
-from ..settings import ModelSettings
+from ..settings import LlamaCppSettings
 from ..stops import StopMatcher
 from ..types import FinishReason, GenerationRequest, Piece, Prepared, Sampling
 from .base import Engine, EngineStats
@@ -52,12 +52,12 @@ class _Job:
     max_tokens: int
     sampling: Sampling
     grammar: LlamaGrammar | None
+    defaults: LlamaCppSettings
 
 
 class LlamaCppEngine(Engine):
-    def __init__(self, model_id: str, settings: ModelSettings) -> None:
-        self.model_id = model_id
-        self.owned_by = settings.owned_by
+    def __init__(self, name: str, settings: LlamaCppSettings) -> None:
+        self.name = name
         self.context_length = settings.n_ctx
         self._settings = settings
         self._path = Path(settings.path) if settings.path else default_model_path()
@@ -81,7 +81,7 @@ class LlamaCppEngine(Engine):
             for _ in range(s.slots)
         ]
         self._queue = FairQueue(list(self._models), max_waiting=s.queue_size)
-        self._executor = ThreadPoolExecutor(s.slots, thread_name_prefix=f"llama-{self.model_id}")
+        self._executor = ThreadPoolExecutor(s.slots, thread_name_prefix=f"llama-{self.name}")
         self._formatter = _chat_formatter(self._models[0])
 
     async def close(self) -> None:
@@ -114,7 +114,7 @@ class LlamaCppEngine(Engine):
         if request.messages is not None:
             if self._formatter is None:
                 raise InvalidRequest(
-                    f"The model '{self.model_id}' has no chat template; use /v1/completions.",
+                    f"The deployment '{self.name}' has no chat template; use /v1/completions.",
                     param="model",
                 )
             text = self._formatter(messages=request.messages).prompt  # type: ignore[arg-type]
@@ -129,7 +129,7 @@ class LlamaCppEngine(Engine):
         if not tokens:
             raise InvalidRequest("The prompt is empty.", param="prompt")
         max_tokens = _check_context(len(tokens), request.sampling.max_tokens, self.context_length)
-        job = _Job(tokens, max_tokens, request.sampling, _grammar(request.sampling))
+        job = _Job(tokens, max_tokens, request.sampling, _grammar(request.sampling), self._settings)
         return Prepared(request, prompt_tokens=len(tokens), max_tokens=max_tokens, payload=job)
 
     async def generate(self, prepared: Prepared, tenant: str) -> AsyncGenerator[Piece, None]:
@@ -239,13 +239,14 @@ def _run(model: Llama, job: _Job, cancel: threading.Event, emit: Callable[[objec
     produced = 0
     finish: FinishReason = "length"
     matched_stop = False
+    d = job.defaults
     tokens = model.generate(
         job.tokens,
-        top_k=s.top_k,
-        top_p=s.top_p,
-        min_p=s.min_p,
-        temp=s.temperature,
-        repeat_penalty=s.repeat_penalty,
+        top_k=d.top_k,
+        top_p=d.top_p if s.top_p is None else s.top_p,
+        min_p=d.min_p,
+        temp=d.temperature if s.temperature is None else s.temperature,
+        repeat_penalty=d.repeat_penalty,
         presence_penalty=s.presence_penalty,
         frequency_penalty=s.frequency_penalty,
         grammar=job.grammar,

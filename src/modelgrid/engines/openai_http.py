@@ -1,0 +1,286 @@
+"""Any OpenAI-compatible server as an engine: vLLM, SGLang, llama.cpp's server, Ollama, a
+provider's API, or another ModelGrid.
+
+One pooled keep-alive client per deployment (aiohttp: the fastest of the Python clients we
+measured, see docs/benchmarks.md). Streams are forwarded piece by piece as they arrive. The
+upstream's key comes from an environment variable and only ever travels in the Authorization
+header: no message, log line or error carries it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from ..errors import InvalidRequest, UpstreamError
+from ..settings import OpenAISettings
+from ..types import (
+    FinishReason,
+    GenerationRequest,
+    Piece,
+    Prepared,
+    TokenLogprob,
+    TopLogprob,
+    Usage,
+)
+from .base import Engine, EngineStats
+
+_FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
+
+
+class OpenAIEngine(Engine):
+    def __init__(self, name: str, model_id: str, settings: OpenAISettings) -> None:
+        self.name = name
+        self.created = int(time.time())
+        self.context_length = settings.context_length
+        self._settings = settings
+        self._model = settings.model or model_id
+        self._base = settings.base_url.rstrip("/")
+        self._headers = {"Content-Type": "application/json"}
+        self._session: aiohttp.ClientSession | None = None
+        self._inflight = 0
+
+    async def start(self) -> None:
+        s = self._settings
+        if s.api_key_env:
+            key = os.environ.get(s.api_key_env)
+            if not key:
+                raise RuntimeError(
+                    f"deployment {self.name}: the environment variable {s.api_key_env} is not set"
+                )
+            self._headers["Authorization"] = f"Bearer {key}"
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=s.max_connections, keepalive_timeout=30),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=s.connect_timeout),
+            headers=self._headers,
+            skip_auto_headers=("User-Agent",),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def stats(self) -> EngineStats:
+        return EngineStats(waiting=0, busy=self._inflight, slots=self._settings.max_connections)
+
+    def count_tokens(self, text: str) -> int:
+        # An estimate (about four characters a token) until the upstream reports exact usage.
+        return max(1, len(text) // 4)
+
+    async def prepare(self, request: GenerationRequest) -> Prepared:
+        if request.messages is not None:
+            text = "".join(m.get("content", "") for m in request.messages)
+            estimate = self.count_tokens(text) + 4 * len(request.messages)
+        elif isinstance(request.prompt, str):
+            estimate = self.count_tokens(request.prompt)
+        else:
+            estimate = len(request.prompt or [])
+        max_tokens = request.sampling.max_tokens or max(0, self.context_length - estimate)
+        return Prepared(request, prompt_tokens=estimate, max_tokens=max_tokens)
+
+    async def generate(self, prepared: Prepared, tenant: str) -> AsyncGenerator[Piece, None]:
+        assert self._session is not None, "engine not started"
+        request = prepared.request
+        chat = request.messages is not None
+        url = f"{self._base}/chat/completions" if chat else f"{self._base}/completions"
+        s = self._settings
+        deadline = time.monotonic() + s.total_timeout
+        self._inflight += 1
+        try:
+            async with asyncio.timeout(min(s.first_token_timeout, s.total_timeout)):
+                response = await self._session.post(
+                    url, data=orjson.dumps(_payload(request, self._model))
+                )
+            async with response:
+                if response.status >= 400:
+                    raise await self._error(response)
+                if response.content_type == "text/event-stream":
+                    async for piece in self._stream(response, chat, deadline):
+                        yield piece
+                else:
+                    async with asyncio.timeout_at(_loop_deadline(deadline)):
+                        body = await response.read()
+                    yield _whole(_json(body, self.name), chat)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise UpstreamError(f"Deployment '{self.name}' failed: {_describe(exc)}.") from None
+        finally:
+            self._inflight -= 1
+
+    async def _stream(
+        self, response: aiohttp.ClientResponse, chat: bool, deadline: float
+    ) -> AsyncGenerator[Piece, None]:
+        s = self._settings
+        finish: FinishReason | None = None
+        usage: Usage | None = None
+        while True:
+            wait = s.first_token_timeout
+            async with asyncio.timeout_at(_loop_deadline(min(deadline, time.monotonic() + wait))):
+                line = await response.content.readline()
+            if not line:
+                break  # the upstream closed the stream
+            if not line.startswith(b"data:"):
+                continue
+            data = line[5:].strip()
+            if data == b"[DONE]":
+                break
+            event = _json(data, self.name)
+            if "error" in event:
+                message = _error_message(event) or "an error event"
+                raise UpstreamError(f"Deployment '{self.name}' sent {message}.")
+            if event.get("usage"):
+                usage = _usage(event["usage"])
+            for choice in event.get("choices") or []:
+                text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
+                logprobs = _logprobs(choice.get("logprobs"), chat)
+                if text or logprobs:
+                    yield Piece(text or "", 1, logprobs)
+                if choice.get("finish_reason"):
+                    finish = _FINISH.get(choice["finish_reason"], "stop")
+        if finish is None:
+            # no finish_reason and no [DONE]: the stream was cut, not finished
+            raise UpstreamError(f"Deployment '{self.name}' ended the stream early.")
+        # Without the upstream's usage, the pieces counted stand (one per content chunk).
+        yield Piece("", 0, finish_reason=finish, usage=usage)
+
+    async def _error(self, response: aiohttp.ClientResponse) -> Exception:
+        status = response.status
+        try:
+            body = orjson.loads(await response.read())
+        except (orjson.JSONDecodeError, aiohttp.ClientError):
+            body = {}
+        message = _error_message(body)
+        if status in (400, 422):
+            param = (
+                body.get("error", {}).get("param") if isinstance(body.get("error"), dict) else None
+            )
+            return InvalidRequest(message or "The upstream refused the request.", param=param)
+        if status in (401, 403):
+            return UpstreamError(
+                f"Deployment '{self.name}' refused ModelGrid's credentials (HTTP {status})."
+            )
+        return UpstreamError(f"Deployment '{self.name}' answered HTTP {status}.")
+
+
+def _payload(request: GenerationRequest, model: str) -> dict[str, Any]:
+    s = request.sampling
+    body: dict[str, Any] = {"model": model}
+    if request.messages is not None:
+        body["messages"] = request.messages
+    else:
+        body["prompt"] = request.prompt
+    optional = {
+        "max_tokens": s.max_tokens,
+        "temperature": s.temperature,
+        "top_p": s.top_p,
+        "seed": s.seed,
+        "stop": list(s.stop) or None,
+        "presence_penalty": s.presence_penalty or None,
+        "frequency_penalty": s.frequency_penalty or None,
+    }
+    body.update((k, v) for k, v in optional.items() if v is not None)
+    if s.grammar is not None:
+        if s.grammar.kind == "json_schema":
+            schema = {"name": "response", "schema": s.grammar.schema}
+            body["response_format"] = {"type": "json_schema", "json_schema": schema}
+        else:
+            body["response_format"] = {"type": "json_object"}
+    if s.logprobs is not None:
+        if request.messages is not None:
+            body["logprobs"] = True
+            body["top_logprobs"] = s.logprobs
+        else:
+            body["logprobs"] = s.logprobs
+    if request.stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def _whole(body: dict[str, Any], chat: bool) -> Piece:
+    try:
+        choice = body["choices"][0]
+        text = (choice.get("message") or {}).get("content") if chat else choice.get("text")
+        usage = _usage(body["usage"]) if body.get("usage") else None
+    except (KeyError, IndexError, TypeError):
+        raise UpstreamError("The upstream's answer is not a completion.") from None
+    finish = _FINISH.get(choice.get("finish_reason") or "stop", "stop")
+    text = text or ""
+    tokens = usage.completion_tokens if usage else max(1, len(text) // 4) if text else 0
+    return Piece(text, tokens, _logprobs(choice.get("logprobs"), chat), finish, usage)
+
+
+def _usage(raw: dict[str, Any]) -> Usage:
+    return Usage(int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0))
+
+
+def _logprobs(raw: Any, chat: bool) -> list[TokenLogprob]:
+    if not raw:
+        return []
+    if chat:
+        return [
+            TokenLogprob(
+                token=t["token"],
+                logprob=t["logprob"],
+                bytes=t.get("bytes") or list(t["token"].encode()),
+                top=[
+                    TopLogprob(
+                        a["token"], a["logprob"], a.get("bytes") or list(a["token"].encode())
+                    )
+                    for a in t.get("top_logprobs") or []
+                ],
+            )
+            for t in raw.get("content") or []
+        ]
+    tops = raw.get("top_logprobs") or [None] * len(raw.get("tokens") or [])
+    return [
+        TokenLogprob(
+            token=token,
+            logprob=logprob,
+            bytes=list(token.encode()),
+            top=[TopLogprob(k, v, list(k.encode())) for k, v in (top or {}).items()],
+        )
+        for token, logprob, top in zip(
+            raw.get("tokens") or [], raw.get("token_logprobs") or [], tops, strict=False
+        )
+    ]
+
+
+def _json(data: bytes, name: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(f"Deployment '{name}' sent invalid JSON.") from None
+    if not isinstance(value, dict):
+        raise UpstreamError(f"Deployment '{name}' sent JSON that is not an object.")
+    return value
+
+
+def _error_message(body: Any) -> str | None:
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    if isinstance(error, str):
+        return error
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "connection refused or unreachable"
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+        return "the connection closed mid-response"
+    return type(exc).__name__
+
+
+def _loop_deadline(monotonic_deadline: float) -> float:
+    """asyncio's clock is not guaranteed to be time.monotonic; convert a deadline to it."""
+    loop = asyncio.get_running_loop()
+    return loop.time() + (monotonic_deadline - time.monotonic())
