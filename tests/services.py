@@ -6,6 +6,7 @@ service fails the run instead, so CI never goes green by skipping.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -62,6 +64,17 @@ class Server:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def log_lines(self, needle: str, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """The JSON log lines that mention ``needle``, once the writer thread has written them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [
+                json.loads(x) for x in self.log().splitlines() if needle in x and x.startswith("{")
+            ]
+            if lines or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.02)
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``modelgrid ARGS`` against this server's data and address."""

@@ -156,7 +156,7 @@ def test_one_structured_log_line_per_request(server: Server) -> None:
         timeout=60,
     )
     request_id = response.headers["x-request-id"]
-    lines = [json.loads(line) for line in server.log().splitlines() if request_id in line]
+    lines = server.log_lines(request_id)
     assert len(lines) == 1
     line = lines[0]
     assert line["status"] == 200 and line["model"] == MODEL and line["user"] == "alice"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -47,7 +46,7 @@ def test_disconnect_mid_stream_stops_generation_and_frees_the_engine(
     assert wait_until_idle(server) == {"waiting": 0, "busy": 0, "slots": 1}
     reply = client.chat.completions.create(model=MODEL, messages=STORY, max_tokens=5)
     assert reply.choices[0].message.content
-    logged = [json.loads(x) for x in server.log().splitlines() if request_id in x]
+    logged = server.log_lines(request_id)
     assert logged[0]["outcome"] == "cancelled"
     assert 0 < logged[0]["tokens_out"] < 800  # billed for what was generated, then stopped
 

@@ -75,7 +75,8 @@ def gateway(faults: FaultServer, tmp_path_factory: pytest.TempPathFactory) -> It
                 **fast,
             ),
             model("refused", [deployment(f"http://127.0.0.1:{free_port()}/v1")], **retry),
-            model("slow", [deployment(faults.url("slow"), first_token_timeout=0.5)], **fast),
+            model("slow", [deployment(faults.url("slow"), total_timeout=1.0)], **fast),
+            model("slow-start", [deployment(faults.url("slow"), first_token_timeout=0.3)], **fast),
             model("cut", [deployment(faults.url("cut"))], **retry),
             model("badjson", [deployment(faults.url("badjson"))], **fast),
             model("bad400", [deployment(faults.url("status-400"))], **retry),
@@ -220,6 +221,12 @@ def test_upstream_failures_become_502(gateway: Server, model_id: str, words: str
     error = response.json()["error"]
     assert words in error["message"] and model_id in error["message"]
     assert error["code"] == "upstream_error"
+
+
+def test_a_stream_must_start_within_the_first_token_timeout(gateway: Server) -> None:
+    # the upstream answers after 3 s: well inside the total timeout, beyond the first-token one
+    response = ask(gateway, "slow-start", stream=True)
+    assert response.status_code == 502 and "timed out" in response.json()["error"]["message"]
 
 
 def test_upstream_400_is_passed_on_without_retry(gateway: Server, faults: FaultServer) -> None:

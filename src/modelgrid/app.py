@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -60,6 +61,9 @@ def create_app(settings: Settings) -> Starlette:
         if new_key is not None:
             announce_admin_key(new_key)
         await catalogue.start()
+        # Everything built so far lives as long as the server: keep it out of the collector's
+        # full passes, which otherwise stall requests for tens of milliseconds.
+        gc.freeze()
         log.info("ready", extra={"models": [entry.id for entry in catalogue]})
         try:
             yield

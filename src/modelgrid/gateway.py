@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -67,7 +66,7 @@ class Gateway:
         trace.tokens_in = prepared[0].prompt_tokens  # one prompt, however many choices
         call = _Call(
             entry,
-            ChatFormat(f"chatcmpl-{uuid.uuid4().hex}", entry.id, body.logprobs),
+            ChatFormat(f"chatcmpl-{trace.uid}", entry.id, body.logprobs),
             [("", p) for p in prepared],
             caller,
             trace,
@@ -83,7 +82,7 @@ class Gateway:
         trace.tokens_in = sum(p.prompt_tokens for p in prepared[:: body.n])  # once per prompt
         call = _Call(
             entry,
-            TextFormat(f"cmpl-{uuid.uuid4().hex}", entry.id, body.logprobs is not None),
+            TextFormat(f"cmpl-{trace.uid}", entry.id, body.logprobs is not None),
             [(prefix, p) for (prefix, _), p in zip(pairs, prepared, strict=True)],
             caller,
             trace,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import queue
 import sys
 import time
+from logging.handlers import QueueHandler, QueueListener
 from typing import Any
 
 import orjson
@@ -16,6 +19,7 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message",
     "asctime",
     "color_message",  # uvicorn's terminal-coloured copy of the message
+    "fields",
 }
 
 access_log = logging.getLogger("modelgrid.access")
@@ -30,22 +34,39 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        line.update((k, v) for k, v in record.__dict__.items() if k not in _STANDARD)
+        fields = record.__dict__.get("fields")
+        if fields is not None:  # the access log's fields, in one dict: cheaper than extras
+            line.update(fields)
+        else:
+            line.update((k, v) for k, v in record.__dict__.items() if k not in _STANDARD)
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(line, default=str).decode()
 
 
+class _HandOff(QueueHandler):
+    """Queues records for the writer thread as they are: formatting and writing happen there,
+    off the event loop (the stock QueueHandler formats first, for pickling we do not need)."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+
 def configure_logging(level: str = "info", fmt: str = "json") -> None:
-    """Send ModelGrid's and uvicorn's logs to stderr, as JSON lines or plain text."""
+    """Send ModelGrid's and uvicorn's logs to stderr, as JSON lines or plain text, written by a
+    thread of their own so that a slow terminal or disk never stalls a request."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         JsonFormatter()
         if fmt == "json"
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
     )
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    writer = QueueListener(records, handler)
+    writer.start()
+    atexit.register(writer.stop)  # flushes what is queued
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_HandOff(records)]
     root.setLevel(level.upper())
     # uvicorn's own access log would duplicate ours, without the fields that matter
     logging.getLogger("uvicorn.access").disabled = True
@@ -56,23 +77,27 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
 
 
 def log_request(trace: Trace, seconds: float) -> None:
+    if not access_log.isEnabledFor(logging.INFO):
+        return
     ttft = trace.ttft
     access_log.info(
         "request",
         extra={
-            "request_id": trace.request_id,
-            "method": trace.method,
-            "path": trace.path,
-            "status": trace.status,
-            "outcome": trace.outcome,
-            "key_prefix": trace.key_prefix,
-            "model": trace.model,
-            "deployment": trace.deployment,
-            "user": trace.user,
-            "stream": trace.stream,
-            "tokens_in": trace.tokens_in,
-            "tokens_out": trace.tokens_out,
-            "ttft_ms": None if ttft is None else round(ttft * 1000, 2),
-            "duration_ms": round(seconds * 1000, 2),
+            "fields": {
+                "request_id": trace.request_id,
+                "method": trace.method,
+                "path": trace.path,
+                "status": trace.status,
+                "outcome": trace.outcome,
+                "key_prefix": trace.key_prefix,
+                "model": trace.model,
+                "deployment": trace.deployment,
+                "user": trace.user,
+                "stream": trace.stream,
+                "tokens_in": trace.tokens_in,
+                "tokens_out": trace.tokens_out,
+                "ttft_ms": None if ttft is None else round(ttft * 1000, 2),
+                "duration_ms": round(seconds * 1000, 2),
+            }
         },
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 
 import orjson
 from starlette.datastructures import Headers, MutableHeaders
@@ -33,9 +32,10 @@ class RequestMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        trace = Trace("", scope["method"], scope["path"])
         incoming = Headers(scope=scope).get("x-request-id", "")
-        request_id = incoming if _CLIENT_REQUEST_ID.match(incoming) else f"req_{uuid.uuid4().hex}"
-        trace = Trace(request_id, scope["method"], scope["path"])
+        request_id = incoming if _CLIENT_REQUEST_ID.match(incoming) else f"req_{trace.uid}"
+        trace.request_id = request_id
         scope.setdefault("state", {})["trace"] = trace
         started = False
 

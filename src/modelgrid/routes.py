@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable
-from contextlib import suppress
 from typing import Any, TypeVar
 
 import orjson
@@ -71,23 +70,32 @@ async def read_json(request: Request) -> Any:
 
 
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T | None:
-    """Run ``work``, cancelling it if the client disconnects first (then return None)."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(request))
+    """Run ``work``, cancelling it if the client disconnects first (then return None).
+
+    One watcher task per request, which cancels this very task on a disconnect: cheaper on
+    the hot path than running the work in a task of its own."""
+    current = asyncio.current_task()
+    assert current is not None
+    gone = asyncio.Event()
+    watcher = asyncio.create_task(_cancel_on_disconnect(request, current, gone))
     try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        return await work
     except asyncio.CancelledError:
-        task.cancel()
-        raise
+        if not gone.is_set():
+            raise
+        current.uncancel()
+        request.scope["state"]["trace"].outcome = "cancelled"
+        return None
     finally:
         watcher.cancel()
-    if task in done:
-        return task.result()
+
+
+async def _cancel_on_disconnect(
+    request: Request, task: asyncio.Task[Any], gone: asyncio.Event
+) -> None:
+    await _disconnected(request)
+    gone.set()
     task.cancel()
-    with suppress(asyncio.CancelledError):
-        await task
-    request.scope["state"]["trace"].outcome = "cancelled"
-    return None
 
 
 async def _disconnected(request: Request) -> None:

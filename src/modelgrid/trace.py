@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -11,6 +12,9 @@ class Trace:
     request_id: str
     method: str
     path: str
+    # 128 random bits, drawn once per request: the completion's id (and the request id,
+    # unless the client sent its own)
+    uid: str = field(default_factory=lambda: os.urandom(16).hex())
     started: float = field(default_factory=time.perf_counter)
     route: str = "other"
     key_prefix: str | None = None

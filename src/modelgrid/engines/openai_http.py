@@ -93,20 +93,26 @@ class OpenAIEngine(Engine):
         deadline = time.monotonic() + s.total_timeout
         self._inflight += 1
         try:
-            async with asyncio.timeout(min(s.first_token_timeout, s.total_timeout)):
+            # Streams must start within the first-token timeout; a whole answer has the total.
+            start_by = min(deadline, time.monotonic() + s.first_token_timeout)
+            async with asyncio.timeout_at(_loop_deadline(start_by if request.stream else deadline)):
                 response = await self._session.post(
                     url, data=orjson.dumps(_payload(request, self._model))
                 )
+                whole = None
+                if response.content_type != "text/event-stream":
+                    async with response:
+                        if response.status >= 400:
+                            raise await self._error(response)
+                        whole = _whole(_json(await response.read(), self.name), chat)
+            if whole is not None:  # yielded outside the timeout, which must not outlive us
+                yield whole
+                return
             async with response:
                 if response.status >= 400:
                     raise await self._error(response)
-                if response.content_type == "text/event-stream":
-                    async for piece in self._stream(response, chat, deadline):
-                        yield piece
-                else:
-                    async with asyncio.timeout_at(_loop_deadline(deadline)):
-                        body = await response.read()
-                    yield _whole(_json(body, self.name), chat)
+                async for piece in self._stream(response, chat, deadline):
+                    yield piece
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise UpstreamError(f"Deployment '{self.name}' failed: {_describe(exc)}.") from None
         finally:
