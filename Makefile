@@ -28,8 +28,13 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
+# The embedded model through the API against in-process; then the gateway's overhead and its
+# reliability in front of an nginx mock (these two need `apt-get install nginx wrk`; the LiteLLM
+# comparison needs the virtualenv named in benchmarks/overhead.py, and is skipped without it).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/embedded_throughput.py
+	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/reliability.py
 
 clean:
 	rm -rf $(VENV) .modelgrid .pytest_cache .mypy_cache .ruff_cache

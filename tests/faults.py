@@ -3,7 +3,7 @@
 The first path segment picks the behaviour, so one server plays many deployments: a
 deployment's ``base_url`` of ``http://127.0.0.1:PORT/status-500/v1`` always answers 500.
 
-    ok            a chat or text completion (streamed when asked), usage included
+    ok            a chat or text completion (streamed when asked), usage included; embeddings
     nousage       the same without usage
     drip          streams slowly (``DRIP_SECONDS`` between chunks)
     status-NNN    answers HTTP NNN with an OpenAI error body
@@ -29,6 +29,7 @@ import orjson
 
 TEXT = ["Hello", " from", " the", " upstream", "."]
 USAGE = {"prompt_tokens": 11, "completion_tokens": 5, "total_tokens": 16}
+EMBEDDING = [0.25, -0.5, 1.0]
 SLOW_SECONDS = 3.0
 DRIP_SECONDS = 0.2
 
@@ -90,6 +91,15 @@ class FaultServer:
             await asyncio.sleep(SLOW_SECONDS)
         if behaviour == "badjson":
             _send(writer, 200, b"this is not json")
+            return True
+        if path.endswith("/embeddings"):
+            inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+            data = [
+                {"object": "embedding", "index": i, "embedding": EMBEDDING}
+                for i in range(len(inputs))
+            ]
+            usage_e = {"prompt_tokens": 3 * len(inputs), "total_tokens": 3 * len(inputs)}
+            _send(writer, 200, orjson.dumps({"object": "list", "data": data, "usage": usage_e}))
             return True
         usage = None if behaviour == "nousage" else USAGE
         if not body.get("stream"):

@@ -21,16 +21,29 @@ def test_breaker_opens_after_threshold_and_probes_once_after_cooldown() -> None:
     b.on_failure(12)
     assert b.state(12) == "open"  # the probe failed: open again for a full cooldown
     b.on_attempt(22)
-    b.on_success()
+    b.on_success(22)
     assert b.state(22) == "closed" and b.failures == 0
 
 
 def test_success_resets_the_failure_count() -> None:
     b = Breaker(threshold=2, cooldown=10)
     b.on_failure(0)
-    b.on_success()
+    b.on_success(0)
     b.on_failure(1)
     assert b.state(1) == "closed"
+
+
+def test_a_success_that_started_before_the_breaker_opened_does_not_close_it() -> None:
+    # Under concurrency, attempts already in flight finish after the breaker opened; their
+    # successes must not undo it (found by benchmarks/reliability.py).
+    b = Breaker(threshold=2, cooldown=10)
+    b.on_failure(1)
+    b.on_failure(2)
+    b.on_success(0.5)
+    assert b.state(3) == "open"
+    b.on_attempt(12)
+    b.on_success(12)  # the probe, begun after the cooldown
+    assert b.state(12) == "closed"
 
 
 def test_least_inflight_per_weight() -> None:

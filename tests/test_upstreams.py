@@ -12,7 +12,7 @@ import orjson
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from .faults import DRIP_SECONDS, TEXT, USAGE, FaultServer, fault_server
+from .faults import DRIP_SECONDS, EMBEDDING, TEXT, USAGE, FaultServer, fault_server
 from .services import Server, free_port, run_server
 
 SECRET = "sk-upstream-secret-never-shown"
@@ -47,6 +47,7 @@ def gateway(faults: FaultServer, tmp_path_factory: pytest.TempPathFactory) -> It
                 [deployment(faults.url("ok"), model="upstream-name", api_key_env="FAULT_KEY")],
             ),
             model("flaky", [deployment(faults.url("flaky-2"))], **retry),
+            model("embed-flaky", [deployment(faults.url("flaky-1"))], **retry),
             model(
                 "mixed",
                 [
@@ -258,6 +259,30 @@ def test_stream_cut_mid_way_ends_with_an_error_event(gateway: Server, faults: Fa
     assert "".join(c or "" for c in content) == "".join(TEXT[:2])
     assert "early" in events[-1]["error"]["message"]
     assert faults.hits["cut"] == 1  # output had reached the client: no silent retry
+
+
+def test_embeddings_through_upstreams_with_retries(
+    client: openai.OpenAI, gateway: Server, faults: FaultServer
+) -> None:
+    result = client.embeddings.create(model="up", input=["a", "b"])
+    assert [d.embedding for d in result.data] == [EMBEDDING, EMBEDDING]
+    assert result.model == "up" and result.usage.prompt_tokens == 6
+    assert faults.bodies[-1]["model"] == "upstream-name"
+    assert client.embeddings.create(model="embed-flaky", input="x").data[0].embedding == EMBEDDING
+    assert faults.hits["flaky-1"] == 2  # failed once, retried
+    assert client.embeddings.create(model="fallback", input="x").data[0].embedding == EMBEDDING
+    local = httpx.post(
+        f"{gateway.base_url}/embeddings",
+        json={"model": "both", "input": "x"},
+        headers={"Authorization": f"Bearer {gateway.admin_key}"},
+    )
+    assert local.status_code in (200, 400)  # "both" mixes an embedded deployment that has none
+    bad = httpx.post(
+        f"{gateway.base_url}/embeddings",
+        json={"model": "up", "input": []},
+        headers={"Authorization": f"Bearer {gateway.admin_key}"},
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "input"
 
 
 def test_embedded_and_upstream_deployments_mix(gateway: Server) -> None:

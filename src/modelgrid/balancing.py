@@ -42,7 +42,11 @@ class Breaker:
         if self.state(now) == "half_open":
             self.probing = True
 
-    def on_success(self) -> None:
+    def on_success(self, started: float) -> None:
+        """An attempt that began at ``started`` succeeded. One that began before the breaker
+        opened says nothing about the deployment since: it leaves the breaker as it is."""
+        if self.opened_at is not None and started < self.opened_at:
+            return
         self.failures, self.opened_at, self.probing = 0, None, False
 
     def on_failure(self, now: float) -> None:

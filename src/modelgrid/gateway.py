@@ -24,10 +24,10 @@ from .keys import parse_bearer
 from .metrics import Metrics
 from .openai_format import ChatFormat, Choice, ResponseFormatter, TextFormat
 from .sampling import chat_requests, text_requests
-from .schemas import ChatCompletionRequest, CompletionRequest
+from .schemas import ChatCompletionRequest, CompletionRequest, EmbeddingsBody
 from .storage.keys import KeyRecord, KeyStore
 from .trace import Trace
-from .types import Piece, Prepared, Usage
+from .types import EmbeddingRequest, Piece, Prepared, Usage
 
 log = logging.getLogger("modelgrid.gateway")
 
@@ -90,6 +90,15 @@ class Gateway:
             per_prompt=body.n,
         )
         return await self._respond(call)
+
+    async def embed(self, caller: KeyRecord, body: EmbeddingsBody, trace: Trace) -> dict[str, Any]:
+        entry = self._resolve(body.model, trace, body.user, False)
+        request = EmbeddingRequest(body.input, body.encoding_format, body.dimensions)
+        result = await entry.router.embed(request)
+        trace.tokens_in, trace.deployment = result.prompt_tokens, result.deployment or None
+        self._account_tokens(entry.id, trace)
+        usage = {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens}
+        return {"object": "list", "data": result.data, "model": entry.id, "usage": usage}
 
     def _resolve(self, model: str, trace: Trace, user: str | None, stream: bool) -> Entry:
         trace.model, trace.user, trace.stream = model, user, stream
@@ -177,7 +186,10 @@ class Gateway:
             self._account(call)
 
     def _account(self, call: _Call) -> None:
-        self.metrics.observe_generation(call.entry.id, call.trace)
+        self._account_tokens(call.entry.id, call.trace)
+
+    def _account_tokens(self, model: str, trace: Trace) -> None:
+        self.metrics.observe_generation(model, trace)
 
 
 @dataclass(frozen=True, slots=True)

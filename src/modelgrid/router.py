@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncGenerator, Callable
-from contextlib import aclosing
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing, asynccontextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .balancing import Breaker, DeploymentState, choose
@@ -21,7 +21,7 @@ from .balancing import backoff as backoff_delay
 from .engines.base import Engine, EngineStats
 from .errors import APIError, Overloaded, UpstreamError
 from .settings import ModelSettings
-from .types import GenerationRequest, Piece, Prepared
+from .types import EmbeddingRequest, EmbeddingResult, GenerationRequest, Piece, Prepared
 
 
 @dataclass(slots=True)
@@ -155,6 +155,19 @@ class Router(Engine):
     async def _attempt(
         self, deployment: Deployment, inner: Prepared, tenant: str, outcome: _Attempt
     ) -> AsyncGenerator[Piece, None]:
+        started = self._clock()
+        generation = deployment.engine.generate(inner, tenant)
+        async with self._tracked(deployment), aclosing(generation) as pieces:
+            async for piece in pieces:
+                if not outcome.emitted:
+                    outcome.emitted = True
+                    deployment.state.observe_latency(self._clock() - started)
+                piece.deployment = deployment.state.name
+                yield piece
+
+    @asynccontextmanager
+    async def _tracked(self, deployment: Deployment) -> AsyncIterator[None]:
+        """One attempt on a deployment, as its state and breaker see it."""
         state = deployment.state
         started = self._clock()
         state.breaker.on_attempt(started)
@@ -162,14 +175,8 @@ class Router(Engine):
         state.requests += 1
         settled = False
         try:
-            async with aclosing(deployment.engine.generate(inner, tenant)) as pieces:
-                async for piece in pieces:
-                    if not outcome.emitted:
-                        outcome.emitted = True
-                        state.observe_latency(self._clock() - started)
-                    piece.deployment = state.name
-                    yield piece
-            state.breaker.on_success()
+            yield
+            state.breaker.on_success(started)
             settled = True
         except Overloaded:
             raise  # load, not ill health: the breaker does not count it
@@ -182,6 +189,33 @@ class Router(Engine):
             state.inflight -= 1
             if not settled:
                 state.breaker.probing = False  # cancelled mid-probe: let another probe run
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        tried: set[str] = set()
+        error: APIError | None = None
+        for attempt in range(self.settings.max_retries + 1):
+            deployment = self._choose(frozenset(tried))
+            if deployment is None:
+                break
+            if attempt:
+                await asyncio.sleep(
+                    backoff_delay(attempt, self.settings.retry_backoff_seconds, self._rng)
+                )
+            tried.add(deployment.state.name)
+            try:
+                async with self._tracked(deployment):
+                    result = await deployment.engine.embed(request)
+                return replace(result, deployment=deployment.state.name)
+            except UpstreamError as exc:
+                if not exc.retryable:
+                    raise
+                error = exc
+        for fallback in self.fallbacks:
+            try:
+                return await fallback.embed(request)
+            except UpstreamError as exc:
+                error = exc
+        raise error or UpstreamError(f"Every deployment of '{self.name}' is failing.", status=503)
 
     def snapshot(self) -> list[dict[str, Any]]:
         now = self._clock()

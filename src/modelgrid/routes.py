@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from .errors import APIError, InvalidRequest, MethodNotAllowed, NotFound
 from .gateway import Gateway
-from .schemas import ChatCompletionRequest, CompletionRequest, parse
+from .schemas import ChatCompletionRequest, CompletionRequest, EmbeddingsBody, parse
 from .trace import Trace
 
 T = TypeVar("T")
@@ -125,6 +125,15 @@ async def completions(request: Request) -> Response:
     return await _generate(request, "/v1/completions", CompletionRequest)
 
 
+async def embeddings(request: Request) -> Response:
+    trace = _trace(request, "/v1/embeddings")
+    gateway = _gateway(request)
+    caller = await gateway.authenticate(request.headers.get("authorization"), trace)
+    body = parse(EmbeddingsBody, await read_json(request))
+    result = await until_disconnect(request, gateway.embed(caller, body, trace))
+    return Response(status_code=499) if result is None else JSON(result)
+
+
 async def list_models(request: Request) -> Response:
     trace = _trace(request, "/v1/models")
     gateway = _gateway(request)
@@ -182,6 +191,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
 routes = [
     Route("/v1/chat/completions", chat_completions, methods=["POST"]),
     Route("/v1/completions", completions, methods=["POST"]),
+    Route("/v1/embeddings", embeddings, methods=["POST"]),
     Route("/v1/models", list_models, methods=["GET"]),
     Route("/v1/models/{model:path}", get_model, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),

@@ -98,6 +98,19 @@ class CompletionRequest(_Generation):
         return value
 
 
+class EmbeddingsBody(_Body):
+    model: str
+    input: (
+        str
+        | Annotated[list[str], Field(min_length=1, max_length=2048)]
+        | Annotated[list[int], Field(min_length=1)]
+        | Annotated[list[list[int]], Field(min_length=1, max_length=2048)]
+    )
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: Annotated[int, Field(ge=1)] | None = None
+    user: Annotated[str, Field(max_length=256)] | None = None
+
+
 def parse(model: type[_Body], body: Any) -> Any:
     """Validate a decoded JSON body, raising OpenAI-style 400s."""
     if not isinstance(body, dict):

@@ -106,3 +106,19 @@ class Prepared:
     prompt_tokens: int
     max_tokens: int
     payload: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingRequest:
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: str = "float"
+    dimensions: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingResult:
+    """OpenAI's ``data`` items as the engine produced them, and the tokens they took."""
+
+    data: list[dict[str, Any]]
+    prompt_tokens: int
+    deployment: str = ""

@@ -12,7 +12,8 @@ import abc
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
-from ..types import GenerationRequest, Piece, Prepared
+from ..errors import InvalidRequest
+from ..types import EmbeddingRequest, EmbeddingResult, GenerationRequest, Piece, Prepared
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,9 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def generate(self, prepared: Prepared, tenant: str) -> AsyncGenerator[Piece, None]:
         """Stream the generation; the last piece carries ``finish_reason``."""
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        raise InvalidRequest(f"'{self.name}' does not serve embeddings.", param="model")
 
     @abc.abstractmethod
     def count_tokens(self, text: str) -> int: ...

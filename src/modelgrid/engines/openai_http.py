@@ -21,6 +21,8 @@ import orjson
 from ..errors import InvalidRequest, UpstreamError
 from ..settings import OpenAISettings
 from ..types import (
+    EmbeddingRequest,
+    EmbeddingResult,
     FinishReason,
     GenerationRequest,
     Piece,
@@ -117,6 +119,33 @@ class OpenAIEngine(Engine):
             raise UpstreamError(f"Deployment '{self.name}' failed: {_describe(exc)}.") from None
         finally:
             self._inflight -= 1
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        assert self._session is not None, "engine not started"
+        body: dict[str, Any] = {"model": self._model, "input": request.input}
+        if request.encoding_format != "float":
+            body["encoding_format"] = request.encoding_format
+        if request.dimensions is not None:
+            body["dimensions"] = request.dimensions
+        deadline = time.monotonic() + self._settings.total_timeout
+        self._inflight += 1
+        try:
+            async with asyncio.timeout_at(_loop_deadline(deadline)):
+                async with self._session.post(
+                    f"{self._base}/embeddings", data=orjson.dumps(body)
+                ) as r:
+                    if r.status >= 400:
+                        raise await self._error(r)
+                    answer = _json(await r.read(), self.name)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise UpstreamError(f"Deployment '{self.name}' failed: {_describe(exc)}.") from None
+        finally:
+            self._inflight -= 1
+        data = answer.get("data")
+        if not isinstance(data, list):
+            raise UpstreamError(f"Deployment '{self.name}' sent no embeddings.")
+        usage = answer.get("usage") or {}
+        return EmbeddingResult(data, int(usage.get("prompt_tokens") or 0))
 
     async def _stream(
         self, response: aiohttp.ClientResponse, chat: bool, deadline: float

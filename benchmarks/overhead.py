@@ -1,0 +1,355 @@
+"""The latency a gateway adds in front of an OpenAI-compatible upstream.
+
+The upstream is a mock: nginx, answering every chat completion with one fixed body, so that it
+costs next to nothing and the difference between calling it directly and through a target is
+the target's own cost. nginx's ``return`` cannot look at the request body, so the streamed answer
+(a fixed SSE body) lives under a second base URL, ``/stream/v1``; each target is started once
+against ``/v1`` for the load runs and once against ``/stream/v1`` for time to first byte.
+
+Load comes from ``wrk -t1 -cC`` at each concurrency; a run with any error or non-2xx answer is
+marked failed. The machine has two cores, so nginx runs one worker and wrk one thread, leaving
+the target (one Python process) the rest; all three share the cores, so absolute figures are
+lower than on a bigger box, but the added latency at concurrency 1 is the cleanest figure.
+
+Needs ``apt-get install nginx wrk``; the bare-aiohttp target needs ``pip install aiohttp``. The
+litellm target needs its own virtualenv, so that litellm's pins never touch the project's::
+
+    python3 -m venv benchmarks/.venv-litellm
+    benchmarks/.venv-litellm/bin/pip install 'litellm[proxy]'
+
+Usage: ``python benchmarks/overhead.py [--targets direct,bare-aiohttp] [--concurrency 1,16,64]
+[--duration 10] [--ttfb 500] [--json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+# Run as a script, this file's folder is on sys.path but the repository root is not.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.overhead_targets import (
+    TARGETS,
+    Processes,
+    StartError,
+    Target,
+    check,
+    request_body,
+    start_mock,
+)
+
+
+def require_tools() -> tuple[str, str]:
+    nginx = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    wrk = shutil.which("wrk")
+    if nginx is None or wrk is None:
+        sys.exit("overhead.py needs nginx and wrk: apt-get install nginx wrk")
+    return nginx, wrk
+
+
+@dataclass
+class Load:
+    target: str
+    concurrency: int
+    requests_per_s: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    requests: int = 0
+    non_2xx: int = 0
+    socket_errors: int = 0
+    added_p50_ms: float | None = None
+    added_p99_ms: float | None = None
+    error: str = ""
+
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def run_wrk(wrk: str, url: str, target: Target, conc: int, seconds: int, lua: Path) -> Load:
+    lua.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(request_body(target.model))}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {target.key}"\n'
+    )
+    # wrk leaves requests slower than its timeout (2 s by default) out of the percentiles; a
+    # slow target's p99 would read low, so allow more.
+    cmd = [wrk, "-t1", f"-c{conc}", f"-d{seconds}s", "--timeout", "10s", "--latency"]
+    cmd += ["-s", str(lua), url]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    out, load = done.stdout, Load(target.name, conc)
+    if done.returncode:
+        load.error = f"wrk exited with {done.returncode}: {done.stderr or out}"
+        return load
+    rate = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
+    count = re.search(r"^\s*(\d+) requests in", out, re.M)
+    pcts = {
+        p: float(v) * UNITS[u]
+        for p, v, u in re.findall(r"^\s*(\d+)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    }
+    if rate is None or count is None or "50" not in pcts or "99" not in pcts:
+        load.error = "could not read wrk's output: " + out
+        return load
+    load.requests_per_s, load.requests = float(rate[1]), int(count[1])
+    load.p50_ms, load.p99_ms = pcts["50"], pcts["99"]
+    # Despite its label wrk counts only statuses above 399 here; check() has already required
+    # a 200 from the target before any run.
+    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        load.non_2xx = int(m[1])
+    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
+        load.socket_errors = sum(int(n) for n in m.groups())
+    if load.non_2xx or load.socket_errors:
+        load.error = f"{load.non_2xx} non-2xx answers, {load.socket_errors} socket errors"
+    return load
+
+
+def read_body(reader: io.BufferedReader, headers: dict[bytes, bytes]) -> bytes:
+    if b"content-length" in headers:
+        return reader.read(int(headers[b"content-length"]))
+    if headers.get(b"transfer-encoding") != b"chunked":
+        raise StartError(f"a streamed answer with neither length nor chunks: {headers}")
+    parts: list[bytes] = []
+    while size := int(reader.readline().split(b";")[0], 16):
+        parts.append(reader.read(size))
+        reader.readline()
+    while reader.readline() not in (b"\r\n", b""):
+        pass
+    return b"".join(parts)
+
+
+def time_to_first_byte(url: str, target: Target, n: int, warmup: int = 20) -> list[float]:
+    """Milliseconds from sending a streamed request to the first byte of the answer's body, one
+    request at a time on one kept-alive connection. Raw sockets keep the client's own share to
+    microseconds; any HTTP client library would add its own overhead to every figure."""
+    parts = urlsplit(url)
+    body = request_body(target.model, stream=True).encode()
+    request = (
+        f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        f"Content-Type: application/json\r\nAuthorization: Bearer {target.key}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    samples: list[float] = []
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reader = sock.makefile("rb")
+        for i in range(warmup + n):
+            start = time.perf_counter()
+            sock.sendall(request)
+            status = reader.readline()
+            headers: dict[bytes, bytes] = {}
+            while (line := reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.partition(b":")
+                headers[name.strip().lower()] = value.strip().lower()
+            if headers.get(b"content-length") != b"0":
+                reader.peek(1)  # blocks until the body's first byte is here, unless it already is
+            first = time.perf_counter() - start
+            content = read_body(reader, headers)
+            if not status.startswith(b"HTTP/1.1 200") or not content.endswith(b"[DONE]\n\n"):
+                raise StartError(f"streamed request got {status!r}: {content[-300:]!r}")
+            if headers.get(b"connection") == b"close":
+                raise StartError("the target closes the connection after each streamed answer")
+            if i >= warmup:
+                samples.append(first * 1e3)
+    return samples
+
+
+@dataclass
+class FirstByte:
+    target: str
+    requests: int
+    median_ms: float = 0.0
+    p99_ms: float = 0.0
+    added_median_ms: float | None = None
+    added_p99_ms: float | None = None
+    error: str = ""
+
+
+# What a target that fails to start or answer raises; the run goes on with the next target.
+Failure = (StartError, OSError, httpx.HTTPError, ValueError)
+
+
+def measure(
+    target: Target, origin: str, wrk: str, args: argparse.Namespace, workdir: Path
+) -> tuple[list[Load], FirstByte | None]:
+    def say(text: str) -> None:
+        print(f"[{target.name}] {text}", file=sys.stderr, flush=True)
+
+    loads: list[Load] = []
+    try:
+        say("starting")
+        base = target.start(f"{origin}/v1", workdir)
+        check(target, base)
+        url = f"{base}/chat/completions"
+        lua = workdir / "post.lua"
+        # Fills pools and lets the target's process settle before anything counts.
+        run_wrk(wrk, url, target, max(args.concurrency), args.warmup, lua)
+        for conc in args.concurrency:
+            say(f"wrk -c{conc} for {args.duration} s")
+            loads.append(run_wrk(wrk, url, target, conc, args.duration, lua))
+    except Failure as e:
+        loads = [Load(target.name, c, error=f"{type(e).__name__}: {e}") for c in args.concurrency]
+    finally:
+        target.stop()
+    if not args.ttfb:
+        return loads, None
+    first = FirstByte(target.name, args.ttfb)
+    try:
+        say(f"time to first byte, {args.ttfb} streamed requests")
+        base = target.start(f"{origin}/stream/v1", workdir)
+        samples = time_to_first_byte(f"{base}/chat/completions", target, args.ttfb)
+        first.median_ms = statistics.median(samples)
+        first.p99_ms = statistics.quantiles(samples, n=100)[98]
+    except Failure as e:
+        first.error = f"{type(e).__name__}: {e}"
+    finally:
+        target.stop()
+    return loads, first
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def indent(text: str) -> str:
+    return text.strip().replace("\n", "\n" + " " * 8)
+
+
+def print_tables(loads: list[Load], firsts: list[FirstByte]) -> None:
+    print(
+        f"{'target':<14}{'conc':>5}{'req/s':>9}{'p50 ms':>10}{'p99 ms':>10}{'+p50':>10}{'+p99':>10}"
+    )
+    for r in loads:
+        if r.error and not r.requests:
+            print(f"{r.target:<14}{r.concurrency:>5}  failed: {indent(r.error)}")
+            continue
+        print(
+            f"{r.target:<14}{r.concurrency:>5}{r.requests_per_s:>9.0f}{r.p50_ms:>10.3f}"
+            f"{r.p99_ms:>10.3f}{fmt(r.added_p50_ms):>10}{fmt(r.added_p99_ms):>10}"
+            + (f"  FAILED: {r.error}" if r.error else "")
+        )
+    if firsts:
+        print(
+            f"\nstreamed, concurrency 1: time to first body byte over {firsts[0].requests} requests"
+        )
+        print(f"{'target':<14}{'median ms':>10}{'p99 ms':>10}{'+median':>10}{'+p99':>10}")
+    for f in firsts:
+        if f.error:
+            print(f"{f.target:<14}  failed: {indent(f.error)}")
+            continue
+        print(
+            f"{f.target:<14}{f.median_ms:>10.3f}{f.p99_ms:>10.3f}"
+            f"{fmt(f.added_median_ms):>10}{fmt(f.added_p99_ms):>10}"
+        )
+
+
+def ratios(loads: list[Load]) -> dict[str, dict[int, float]]:
+    """ModelGrid's throughput against the bare proxy (the floor Python reaches here) and
+    against LiteLLM, per concurrency: the issue's goals are at least 0.7 and at least 20."""
+    ok = {(r.target, r.concurrency): r.requests_per_s for r in loads if not r.error}
+    out: dict[str, dict[int, float]] = {}
+    for name, baseline in [("vs_bare_aiohttp", "bare-aiohttp"), ("vs_litellm", "litellm")]:
+        out[name] = {
+            c: ok[("modelgrid", c)] / ok[(baseline, c)]
+            for (t, c) in ok
+            if t == baseline and ("modelgrid", c) in ok and ok[(baseline, c)]
+        }
+    return out
+
+
+def tool_version(cmd: list[str]) -> str:
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    return (out.stdout + out.stderr).splitlines()[0].split(" Copyright")[0].strip()
+
+
+def main() -> int:
+    def ints(text: str) -> list[int]:
+        return [int(x) for x in text.split(",")]
+
+    def names(text: str) -> list[str]:
+        return text.split(",")
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--targets", type=names, default=list(TARGETS), help=",".join(TARGETS))
+    parser.add_argument("--concurrency", type=ints, default=[1, 16, 64])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--warmup", type=int, default=1, help="seconds of untimed load first")
+    parser.add_argument("--ttfb", type=int, default=500, help="streamed requests; 0 skips")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead")
+    args = parser.parse_args()
+    if unknown := set(args.targets) - set(TARGETS):
+        parser.error(f"unknown targets {sorted(unknown)}; known: {', '.join(TARGETS)}")
+    nginx, wrk = require_tools()
+    # SIGTERM would otherwise end us without the finally blocks that stop the children.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    loads: list[Load] = []
+    firsts: list[FirstByte] = []
+    versions = {"nginx": tool_version([nginx, "-v"]), "wrk": tool_version([wrk, "-v"])}
+    load_before = os.getloadavg()[0]
+    mock = Processes()
+    with tempfile.TemporaryDirectory(prefix="modelgrid-overhead-") as tmp:
+        try:
+            try:
+                origin = start_mock(nginx, Path(tmp), mock)
+            except StartError as e:
+                sys.exit(f"the mock upstream (nginx) did not start: {e}")
+            for name in args.targets:
+                target = TARGETS[name]
+                (workdir := Path(tmp) / name).mkdir()
+                target_loads, first = measure(target, origin, wrk, args, workdir)
+                loads += target_loads
+                firsts += [first] if first else []
+                versions[name] = target.version()
+        finally:
+            for target in TARGETS.values():
+                target.stop()
+            mock.stop()
+    direct = {r.concurrency: r for r in loads if r.target == "direct" and not r.error}
+    for r in loads:
+        if r.concurrency in direct and not r.error:
+            r.added_p50_ms = r.p50_ms - direct[r.concurrency].p50_ms
+            r.added_p99_ms = r.p99_ms - direct[r.concurrency].p99_ms
+    base = next((f for f in firsts if f.target == "direct" and not f.error), None)
+    for f in firsts:
+        if base and not f.error:
+            f.added_median_ms, f.added_p99_ms = f.median_ms - base.median_ms, f.p99_ms - base.p99_ms
+    # Anything else busy on the two cores shows up here and in the figures alike.
+    loadavg = {"before": load_before, "after": os.getloadavg()[0]}
+    if args.json:
+        config = {"duration_s": args.duration, "concurrency": args.concurrency}
+        config |= {"cpus": os.cpu_count(), "loadavg_1min": loadavg}
+        result = {"config": config, "versions": versions, "load": [asdict(r) for r in loads]}
+        result |= {"ttfb": [asdict(f) for f in firsts], "modelgrid_throughput": ratios(loads)}
+        print(json.dumps(result))
+    else:
+        print_tables(loads, firsts)
+        for name, by_concurrency in ratios(loads).items():
+            if by_concurrency:
+                cells = ", ".join(f"{v:.2f}x at {c}" for c, v in sorted(by_concurrency.items()))
+                print(f"\nmodelgrid throughput {name.replace('_', ' ')}: {cells}")
+        print("\n" + "; ".join(f"{k}: {v}" for k, v in versions.items() if v))
+        print(
+            f"1-minute load average: {loadavg['before']:.2f} before, {loadavg['after']:.2f} after"
+        )
+    return 1 if any(r.error for r in loads) or any(f.error for f in firsts) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,310 @@
+"""The mock upstream and the targets that ``overhead.py`` measures in front of it.
+
+A target is started twice per run of ``overhead.py``: against the mock's ``/v1`` for load,
+against its ``/stream/v1`` for streamed time to first byte. To add one, subclass ``Target``
+(``start`` returns the base URL clients use, up to and including ``/v1``; whatever it launches
+goes through ``self.procs`` so that ``stop`` ends it) and list it in ``TARGETS``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+LITELLM_VENV = HERE / ".venv-litellm"
+ANSWER = "Hello! How can I help you today?"
+PIECES = ["Hello", "!", " How", " can", " I", " help", " you", " today", "?"]
+USAGE = {"prompt_tokens": 9, "completion_tokens": len(PIECES), "total_tokens": 9 + len(PIECES)}
+
+
+def compact(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def request_body(model: str, stream: bool = False) -> str:
+    body: dict[str, object] = {
+        "model": model,
+        "messages": [{"role": "user", "content": "Hello"}],
+        "max_tokens": 16,
+    }
+    return compact(body | {"stream": True} if stream else body)
+
+
+def completion_body() -> str:
+    message = {"role": "assistant", "content": ANSWER}
+    return compact(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion",
+            "created": 1700000000,
+            "model": "m",
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": USAGE,
+        }
+    )
+
+
+def sse_body() -> str:
+    head = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000}
+    head |= {"model": "m"}
+
+    def chunk(delta: dict[str, str], finish: str | None) -> dict[str, object]:
+        return head | {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    events: list[dict[str, object]] = [chunk({"role": "assistant", "content": ""}, None)]
+    events += [chunk({"content": piece}, None) for piece in PIECES]
+    events += [chunk({}, "stop"), head | {"choices": [], "usage": USAGE}]
+    return "".join(f"data: {compact(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+
+
+def nginx_string(text: str) -> str:
+    # nginx would expand $name inside the string as a variable.
+    assert "$" not in text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class StartError(RuntimeError):
+    pass
+
+
+class Processes:
+    """Children started in their own session, so that stopping one ends whatever it forked."""
+
+    def __init__(self) -> None:
+        self.children: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    def spawn(self, cmd: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+        self.children.append((proc, log))
+
+    def wait_port(self, port: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for proc, log in self.children:
+                if proc.poll() is not None:
+                    tail = log.read_text(errors="replace")[-2000:]
+                    raise StartError(f"{log.stem} exited with {proc.returncode}:\n{tail}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise StartError(f"nothing listened on port {port} within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        for proc, _ in reversed(self.children):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+        self.children.clear()
+
+
+NGINX_CONF = """\
+daemon off;
+# One worker, so the mock takes at most one of the two cores.
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    # nginx closes a connection after 1000 requests by default: a reconnect per 1000 requests
+    # would be charged to whichever client happens to hit it.
+    keepalive_requests 100000000;
+    keepalive_timeout 300s;
+{http_extra}
+    server {{
+        listen 127.0.0.1:{port};
+        location = /v1/chat/completions {{
+            default_type application/json;
+            return 200 {completion};
+        }}
+        location = /stream/v1/chat/completions {{
+            default_type text/event-stream;
+            return 200 {sse};
+        }}
+{locations_extra}
+        location / {{ return 404; }}
+    }}
+}}
+"""
+
+
+def start_mock(
+    nginx: str, workdir: Path, procs: Processes, http_extra: str = "", locations_extra: str = ""
+) -> str:
+    """Start nginx as the upstream; returns its origin (``http://127.0.0.1:PORT``).
+
+    ``http_extra`` goes into the ``http`` block and ``locations_extra`` into the server, ahead
+    of the catch-all 404, for mocks that need more than the two fixed answers."""
+    port = free_port()
+    conf = workdir / "nginx.conf"
+    completion, sse = nginx_string(completion_body()), nginx_string(sse_body())
+    text = NGINX_CONF.format(
+        dir=workdir,
+        port=port,
+        completion=completion,
+        sse=sse,
+        http_extra=http_extra,
+        locations_extra=locations_extra,
+    )
+    conf.write_text(text)
+    cmd = [nginx, "-p", str(workdir), "-e", str(workdir / "error.log"), "-c", str(conf)]
+    procs.spawn(cmd, workdir / "nginx.log")
+    procs.wait_port(port, 10)
+    return f"http://127.0.0.1:{port}"
+
+
+@dataclass
+class Target:
+    """A thing to measure: ``start`` launches it in front of ``upstream`` (a base URL up to and
+    including ``/v1``) and returns its own base URL; ``stop`` ends what ``start`` launched."""
+
+    name: str
+    model: str = "m"
+    key: str = "sk-bench-0123456789"
+    procs: Processes = field(default_factory=Processes)
+
+    def start(self, upstream: str, workdir: Path) -> str:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self.procs.stop()
+
+    def version(self) -> str:
+        return ""
+
+
+class Direct(Target):
+    def start(self, upstream: str, workdir: Path) -> str:
+        return upstream
+
+
+@dataclass
+class BareProxy(Target):
+    client: str = ""
+
+    def start(self, upstream: str, workdir: Path) -> str:
+        port = free_port()
+        script = HERE / f"bare_proxy_{self.client}.py"
+        self.procs.spawn(
+            [sys.executable, str(script), str(port), upstream], workdir / f"{self.name}.log"
+        )
+        self.procs.wait_port(port, 30)
+        return f"http://127.0.0.1:{port}/v1"
+
+    def version(self) -> str:
+        return f"{self.client} {version(self.client)}, uvicorn {version('uvicorn')}"
+
+
+def start_modelgrid(procs: Processes, config: Path, key: str, log: Path) -> str:
+    """Serve ``config`` with ``key`` as the admin key; returns the base URL, up to ``/v1``."""
+    port = free_port()
+    env = os.environ | {"MODELGRID_ADMIN_KEY": key}
+    cmd = [sys.executable, "-m", "modelgrid", "serve", "--config", str(config)]
+    procs.spawn([*cmd, "--port", str(port)], log, env)
+    procs.wait_port(port, 60)
+    return f"http://127.0.0.1:{port}/v1"
+
+
+class ModelGrid(Target):
+    def start(self, upstream: str, workdir: Path) -> str:
+        config = workdir / "modelgrid.toml"
+        # A JSON string is a TOML basic string.
+        config.write_text(
+            f'host = "127.0.0.1"\ndata_dir = {json.dumps(str(workdir / "data"))}\n'
+            # info: the access log is a pipeline step like any other, so it stays on
+            f'log_level = "info"\n[models.{json.dumps(self.model)}]\n'
+            f'engine = "openai"\nbase_url = {json.dumps(upstream)}\n'
+        )
+        return start_modelgrid(self.procs, config, self.key, workdir / f"{self.name}.log")
+
+    def version(self) -> str:
+        return f"modelgrid {version('modelgrid')}"
+
+
+class LiteLLM(Target):
+    def start(self, upstream: str, workdir: Path) -> str:
+        exe = LITELLM_VENV / "bin" / "litellm"
+        if not exe.exists():
+            raise StartError(
+                f"no {exe}: python3 -m venv {LITELLM_VENV} && "
+                f"{LITELLM_VENV}/bin/pip install 'litellm[proxy]'"
+            )
+        port = free_port()
+        params = {"model": f"openai/{self.model}", "api_base": upstream, "api_key": "x"}
+        config = {
+            "model_list": [{"model_name": self.model, "litellm_params": params}],
+            "general_settings": {"master_key": self.key},
+        }
+        path = workdir / "litellm.yaml"
+        path.write_text(json.dumps(config))  # JSON is YAML
+        # Without this litellm downloads its model price list at start.
+        env = os.environ | {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"}
+        args = ["--config", str(path), "--host", "127.0.0.1", "--port", str(port)]
+        self.procs.spawn([str(exe), *args, "--num_workers", "1"], workdir / f"{self.name}.log", env)
+        self.procs.wait_port(port, 180)
+        return f"http://127.0.0.1:{port}/v1"
+
+    def version(self) -> str:
+        python = str(LITELLM_VENV / "bin" / "python")
+        code = "import importlib.metadata as m; print(m.version('litellm'))"
+        return (
+            "litellm "
+            + subprocess.run([python, "-c", code], capture_output=True, text=True).stdout.strip()
+        )
+
+
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in [
+        Direct("direct"),
+        BareProxy("bare-aiohttp", client="aiohttp"),
+        BareProxy("bare-httpx", client="httpx"),
+        ModelGrid("modelgrid", model="mock"),
+        LiteLLM("litellm"),
+    ]
+}
+
+
+def check(target: Target, base: str) -> None:
+    """One request through the target, so a broken setup fails loudly rather than as fast 404s."""
+    headers = {"Authorization": f"Bearer {target.key}", "Content-Type": "application/json"}
+    body = request_body(target.model)
+    r = httpx.post(f"{base}/chat/completions", content=body, headers=headers, timeout=30)
+    try:
+        content = r.json()["choices"][0]["message"]["content"]
+    except (ValueError, LookupError, TypeError):
+        content = None
+    if r.status_code != 200 or content != ANSWER:
+        raise StartError(f"check request got {r.status_code}: {r.text[:500]}")
