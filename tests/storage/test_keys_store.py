@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import sqlalchemy as sa
 
@@ -84,5 +86,26 @@ async def test_operator_admin_key_is_ensured_once(database_url: str) -> None:
         record = await store.verify("mg-operator-chosen-key")
         assert record is not None and record.role == "admin"
         assert await store.has_active("admin")
+    finally:
+        await db.close()
+
+
+async def test_concurrent_requests_share_one_lookup_when_the_cache_expires(
+    database_url: str,
+) -> None:
+    """A busy key's expiring cache entry must not send every waiting request to the database
+    at once: that stampede was the p99 tail under load (benchmarks/overhead.py)."""
+    db, store = await store_for(database_url, cache_seconds=60)
+    try:
+        key = await store.create()
+        queries = []
+        sa.event.listen(
+            db.engine.sync_engine, "before_cursor_execute", lambda *a: queries.append(a[2])
+        )
+        records = await asyncio.gather(*(store.verify(key) for _ in range(50)))
+        assert all(r is not None and r.prefix == key[:11] for r in records)
+        assert len(queries) == 1
+        await asyncio.gather(*(store.verify(key) for _ in range(50)))
+        assert len(queries) == 1  # cached now
     finally:
         await db.close()

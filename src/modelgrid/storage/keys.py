@@ -7,6 +7,7 @@ a newly created key works on its first request.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ class KeyStore:
         self._db = db
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, KeyRecord]] = {}
+        self._pending: dict[str, asyncio.Future[KeyRecord | None]] = {}
 
     async def create(self, name: str = "", role: Role = "user", key: str | None = None) -> str:
         """Store a new key and return it; this is the only time it exists in clear text."""
@@ -110,10 +112,19 @@ class KeyStore:
     async def verify(self, key: str) -> KeyRecord | None:
         """The active key record for this clear-text key, or None."""
         digest = hash_key(key)
-        now = time.monotonic()
         cached = self._cache.get(digest)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        # One lookup per key at a time: when a busy key's cache entry expires, the requests
+        # arriving meanwhile share that lookup instead of each queueing for the database.
+        pending = self._pending.get(digest)
+        if pending is None:
+            pending = asyncio.ensure_future(self._lookup(digest))
+            self._pending[digest] = pending
+            pending.add_done_callback(lambda _: self._pending.pop(digest, None))
+        return await asyncio.shield(pending)
+
+    async def _lookup(self, digest: str) -> KeyRecord | None:
         async with self._db.engine.connect() as conn:
             row = (
                 await conn.execute(
@@ -129,7 +140,7 @@ class KeyStore:
         if self._cache_seconds > 0:
             if len(self._cache) > 10_000:
                 self._cache.clear()  # bounded: a cache, not a second key table
-            self._cache[digest] = (now + self._cache_seconds, record)
+            self._cache[digest] = (time.monotonic() + self._cache_seconds, record)
         return record
 
 
