@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/embedded_throughput.py
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/reliability.py
+	$(BIN)/python benchmarks/json_codec.py
 
 clean:
 	rm -rf $(VENV) .modelgrid .pytest_cache .mypy_cache .ruff_cache
