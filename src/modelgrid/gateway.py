@@ -122,33 +122,17 @@ class Gateway:
     async def _generate(self, call: _Call, index: int) -> AsyncGenerator[Piece, None]:
         """One choice's pieces, metered as they come; the engine stops if we stop early."""
         prepared = call.choices[index][1]
-        trace = call.trace
         counted = 0
         async with aclosing(call.entry.engine.generate(prepared, call.caller.id)) as pieces:
             async for piece in pieces:
-                counted += piece.tokens
-                trace.tokens_out += piece.tokens
-                if piece.tokens:
-                    trace.mark_first_token()
-                if piece.usage is not None:  # the engine's exact figures replace our count
-                    trace.tokens_out += piece.usage.completion_tokens - counted
-                    if call.counts_prompt(index):
-                        trace.tokens_in += piece.usage.prompt_tokens - prepared.prompt_tokens
-                if piece.deployment:
-                    trace.deployment = piece.deployment
+                counted = _meter(call, index, piece, counted)
                 yield piece
 
     async def _collect(self, call: _Call, index: int) -> Choice:
-        prefix = call.choices[index][0]
-        choice = Choice(index=index)
-        parts = [prefix]
-        async with aclosing(self._generate(call, index)) as pieces:
-            async for piece in pieces:
-                parts.append(piece.text)
-                choice.logprobs.extend(piece.logprobs)
-                choice.finish_reason = piece.finish_reason or choice.finish_reason
-        choice.text = "".join(parts)
-        return choice
+        prefix, prepared = call.choices[index]
+        piece = await call.entry.engine.complete(prepared, call.caller.id)
+        _meter(call, index, piece, 0)
+        return Choice(index, prefix + piece.text, piece.finish_reason, piece.logprobs)
 
     async def _stream(
         self, call: _Call, first: Piece, rest: AsyncGenerator[Piece, None]
@@ -206,6 +190,24 @@ class _Call:
 
     def counts_prompt(self, index: int) -> bool:
         return index % self.per_prompt == 0
+
+
+def _meter(call: _Call, index: int, piece: Piece, counted: int) -> int:
+    """Count a piece's tokens into the trace; return the choice's running count."""
+    trace = call.trace
+    counted += piece.tokens
+    trace.tokens_out += piece.tokens
+    if piece.first_token_at is not None and trace.first_token_at is None:
+        trace.first_token_at = piece.first_token_at
+    elif piece.tokens:
+        trace.mark_first_token()
+    if piece.usage is not None:  # the engine's exact figures replace our count
+        trace.tokens_out += piece.usage.completion_tokens - counted
+        if call.counts_prompt(index):
+            trace.tokens_in += piece.usage.prompt_tokens - call.choices[index][1].prompt_tokens
+    if piece.deployment:
+        trace.deployment = piece.deployment
+    return counted
 
 
 async def _resumed(first: Piece, rest: AsyncGenerator[Piece, None]) -> AsyncGenerator[Piece, None]:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from .balancing import Breaker, DeploymentState, choose
 from .balancing import backoff as backoff_delay
@@ -22,6 +22,8 @@ from .engines.base import Engine, EngineStats
 from .errors import APIError, Overloaded, UpstreamError
 from .settings import ModelSettings
 from .types import EmbeddingRequest, EmbeddingResult, GenerationRequest, Piece, Prepared
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -190,30 +192,68 @@ class Router(Engine):
             if not settled:
                 state.breaker.probing = False  # cancelled mid-probe: let another probe run
 
+    async def complete(self, prepared: Prepared, tenant: str) -> Piece:
+        """A non-streamed answer: the same retries and fallbacks, without a stream to guard."""
+        plan: _Plan = prepared.payload
+        if plan.fallback is not None:
+            return await plan.fallback.complete(plan.inner, tenant)
+
+        async def run(deployment: Deployment) -> Piece:
+            inner = plan.inner
+            if deployment is not plan.deployment:
+                inner = await deployment.engine.prepare(prepared.request)
+            started = self._clock()
+            piece = await deployment.engine.complete(inner, tenant)
+            deployment.state.observe_latency(self._clock() - started)
+            piece.deployment = deployment.state.name
+            return piece
+
+        async def fall_back(fallback: Router) -> Piece:
+            return await fallback.complete(await fallback.prepare(prepared.request), tenant)
+
+        return await self._with_retries(plan.deployment, run, fall_back)
+
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        async def run(deployment: Deployment) -> EmbeddingResult:
+            result = await deployment.engine.embed(request)
+            return replace(result, deployment=deployment.state.name)
+
+        async def fall_back(fallback: Router) -> EmbeddingResult:
+            return await fallback.embed(request)
+
+        return await self._with_retries(None, run, fall_back)
+
+    async def _with_retries(
+        self,
+        first: Deployment | None,
+        run: Callable[[Deployment], Awaitable[T]],
+        fall_back: Callable[[Router], Awaitable[T]],
+    ) -> T:
+        """``run`` on a deployment, retried on others, then the fallback models in order."""
         tried: set[str] = set()
         error: APIError | None = None
         for attempt in range(self.settings.max_retries + 1):
-            deployment = self._choose(frozenset(tried))
+            deployment = first if attempt == 0 and first else self._choose(frozenset(tried))
             if deployment is None:
                 break
             if attempt:
+                if isinstance(error, Overloaded) and deployment.state.name in tried:
+                    break  # a full queue is not worth waiting on again
                 await asyncio.sleep(
                     backoff_delay(attempt, self.settings.retry_backoff_seconds, self._rng)
                 )
             tried.add(deployment.state.name)
             try:
                 async with self._tracked(deployment):
-                    result = await deployment.engine.embed(request)
-                return replace(result, deployment=deployment.state.name)
-            except UpstreamError as exc:
-                if not exc.retryable:
+                    return await run(deployment)
+            except (UpstreamError, Overloaded) as exc:
+                if not getattr(exc, "retryable", True):
                     raise
                 error = exc
         for fallback in self.fallbacks:
             try:
-                return await fallback.embed(request)
-            except UpstreamError as exc:
+                return await fall_back(fallback)
+            except (UpstreamError, Overloaded) as exc:
                 error = exc
         raise error or UpstreamError(f"Every deployment of '{self.name}' is failing.", status=503)
 

@@ -84,6 +84,21 @@ class Piece:
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
     deployment: str = ""  # which deployment produced it, set by the router
+    first_token_at: float | None = None  # perf_counter() of the first token, when merged
+
+
+def merge(pieces: list[Piece], first_token_at: float | None = None) -> Piece:
+    """A whole generation as one piece: what a non-streamed answer needs."""
+    last = pieces[-1]
+    return Piece(
+        text="".join(p.text for p in pieces),
+        tokens=sum(p.tokens for p in pieces),
+        logprobs=[lp for p in pieces for lp in p.logprobs],
+        finish_reason=last.finish_reason,
+        usage=last.usage,
+        deployment=last.deployment,
+        first_token_at=first_token_at,
+    )
 
 
 @dataclass(frozen=True, slots=True)

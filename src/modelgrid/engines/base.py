@@ -9,11 +9,20 @@ and frees its slot.
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from ..errors import InvalidRequest
-from ..types import EmbeddingRequest, EmbeddingResult, GenerationRequest, Piece, Prepared
+from ..types import (
+    EmbeddingRequest,
+    EmbeddingResult,
+    GenerationRequest,
+    Piece,
+    Prepared,
+    merge,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +50,18 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def generate(self, prepared: Prepared, tenant: str) -> AsyncGenerator[Piece, None]:
         """Stream the generation; the last piece carries ``finish_reason``."""
+
+    async def complete(self, prepared: Prepared, tenant: str) -> Piece:
+        """The whole generation as one piece, for a non-streamed answer. Engines that can
+        answer in one call override this; by default it gathers ``generate``."""
+        gathered: list[Piece] = []
+        first_token_at = None
+        async with aclosing(self.generate(prepared, tenant)) as pieces:
+            async for piece in pieces:
+                if first_token_at is None and piece.tokens:
+                    first_token_at = time.perf_counter()
+                gathered.append(piece)
+        return merge(gathered, first_token_at)
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
         raise InvalidRequest(f"'{self.name}' does not serve embeddings.", param="model")

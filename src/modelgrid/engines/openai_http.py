@@ -86,30 +86,28 @@ class OpenAIEngine(Engine):
         max_tokens = request.sampling.max_tokens or max(0, self.context_length - estimate)
         return Prepared(request, prompt_tokens=estimate, max_tokens=max_tokens)
 
+    async def complete(self, prepared: Prepared, tenant: str) -> Piece:
+        if prepared.request.stream:
+            return await super().complete(prepared, tenant)
+        return await self._whole(prepared)
+
     async def generate(self, prepared: Prepared, tenant: str) -> AsyncGenerator[Piece, None]:
+        if not prepared.request.stream:
+            yield await self._whole(prepared)
+            return
         assert self._session is not None, "engine not started"
         request = prepared.request
         chat = request.messages is not None
-        url = f"{self._base}/chat/completions" if chat else f"{self._base}/completions"
         s = self._settings
         deadline = time.monotonic() + s.total_timeout
         self._inflight += 1
         try:
-            # Streams must start within the first-token timeout; a whole answer has the total.
+            # A stream must start within the first-token timeout.
             start_by = min(deadline, time.monotonic() + s.first_token_timeout)
-            async with asyncio.timeout_at(_loop_deadline(start_by if request.stream else deadline)):
+            async with asyncio.timeout_at(_loop_deadline(start_by)):
                 response = await self._session.post(
-                    url, data=orjson.dumps(_payload(request, self._model))
+                    self._url(chat), data=_body(request, self._model)
                 )
-                whole = None
-                if response.content_type != "text/event-stream":
-                    async with response:
-                        if response.status >= 400:
-                            raise await self._error(response)
-                        whole = _whole(_json(await response.read(), self.name), chat)
-            if whole is not None:  # yielded outside the timeout, which must not outlive us
-                yield whole
-                return
             async with response:
                 if response.status >= 400:
                     raise await self._error(response)
@@ -119,6 +117,32 @@ class OpenAIEngine(Engine):
             raise UpstreamError(f"Deployment '{self.name}' failed: {_describe(exc)}.") from None
         finally:
             self._inflight -= 1
+
+    async def _whole(self, prepared: Prepared) -> Piece:
+        """A non-streamed call: one request, one answer, bounded by the total timeout."""
+        assert self._session is not None, "engine not started"
+        request = prepared.request
+        chat = request.messages is not None
+        deadline = time.monotonic() + self._settings.total_timeout
+        self._inflight += 1
+        try:
+            async with asyncio.timeout_at(_loop_deadline(deadline)):
+                url, body = self._url(chat), _body(request, self._model)
+                async with self._session.post(url, data=body) as response:
+                    if response.status >= 400:
+                        raise await self._error(response)
+                    raw = await response.read()
+                    streamed = response.content_type == "text/event-stream"
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise UpstreamError(f"Deployment '{self.name}' failed: {_describe(exc)}.") from None
+        finally:
+            self._inflight -= 1
+        if streamed:  # an upstream that streams whatever it is asked
+            raise UpstreamError(f"Deployment '{self.name}' streamed an answer it was asked whole.")
+        return _whole(_json(raw, self.name), chat)
+
+    def _url(self, chat: bool) -> str:
+        return f"{self._base}/chat/completions" if chat else f"{self._base}/completions"
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
         assert self._session is not None, "engine not started"
@@ -200,6 +224,10 @@ class OpenAIEngine(Engine):
                 f"Deployment '{self.name}' refused ModelGrid's credentials (HTTP {status})."
             )
         return UpstreamError(f"Deployment '{self.name}' answered HTTP {status}.")
+
+
+def _body(request: GenerationRequest, model: str) -> bytes:
+    return orjson.dumps(_payload(request, model))
 
 
 def _payload(request: GenerationRequest, model: str) -> dict[str, Any]:
