@@ -1,3 +1,5 @@
+import io
+import json
 import logging
 
 import pytest
@@ -8,6 +10,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from modelgrid.access_log import AccessLog
 from modelgrid.metrics import Metrics
 from modelgrid.middleware import BodyLimitMiddleware, RequestMiddleware
 
@@ -20,11 +23,13 @@ async def echo(request: Request) -> Response:
     return PlainTextResponse(str(len(await request.body())))
 
 
-def app() -> Starlette:
+def app(log: io.StringIO | None = None) -> Starlette:
     return Starlette(
         routes=[Route("/boom", boom), Route("/echo", echo, methods=["POST"])],
         middleware=[
-            Middleware(RequestMiddleware, metrics=Metrics()),
+            Middleware(
+                RequestMiddleware, metrics=Metrics(), access_log=AccessLog(log or io.StringIO())
+            ),
             Middleware(BodyLimitMiddleware, max_bytes=1024),
         ],
     )
@@ -55,3 +60,29 @@ def test_body_limit() -> None:
     assert client.post("/echo", content=b"x" * 1024).text == "1024"
     too_big = client.post("/echo", content=b"x" * 1025)
     assert too_big.status_code == 413 and too_big.json()["error"]["code"] == "request_too_large"
+
+
+def test_one_access_line_per_request_even_for_failures() -> None:
+    log = io.StringIO()
+    client = TestClient(app(log))
+    client.post("/echo", content=b"abc", headers={"x-request-id": "r-1"})
+    client.get("/boom", headers={"x-request-id": "r-2"})
+    lines = [json.loads(line) for line in log.getvalue().splitlines()]
+    assert [(x["request_id"], x["status"], x["outcome"]) for x in lines] == [
+        ("r-1", 200, "ok"),
+        ("r-2", 500, "error"),
+    ]
+    assert all(x["logger"] == "modelgrid.access" and x["duration_ms"] >= 0 for x in lines)
+
+
+def test_access_log_writer_thread_writes_everything_by_close() -> None:
+    from modelgrid.trace import Trace
+
+    log = io.StringIO()
+    access = AccessLog(log, fmt="text")
+    access.start()
+    for i in range(500):
+        access.write(Trace(f"r{i}", "GET", "/x"), 0.001)
+    access.close()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 500 and lines[0].startswith("request request_id=r0 ")

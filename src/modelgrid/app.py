@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from . import admin, routes
+from .access_log import AccessLog
 from .catalogue import Catalogue
 from .errors import APIError
 from .gateway import Gateway
@@ -54,6 +55,7 @@ def create_app(settings: Settings) -> Starlette:
         metrics.watch_engine(entry.id, entry.router.stats)
         metrics.watch_deployments(entry.id, entry.router.snapshot)
     gateway = Gateway(keys, catalogue, metrics)
+    access_log = AccessLog(fmt=settings.log_format, enabled=settings.log_level in ("debug", "info"))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -61,6 +63,7 @@ def create_app(settings: Settings) -> Starlette:
         if new_key is not None:
             announce_admin_key(new_key)
         await catalogue.start()
+        access_log.start()
         # Everything built so far lives as long as the server: keep it out of the collector's
         # full passes, which otherwise stall requests for tens of milliseconds.
         gc.freeze()
@@ -68,13 +71,14 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield
         finally:
+            access_log.close()
             await catalogue.close()
             await db.close()
 
     app = Starlette(
         routes=routes.routes + admin.routes,
         middleware=[
-            Middleware(RequestMiddleware, metrics=metrics),
+            Middleware(RequestMiddleware, metrics=metrics, access_log=access_log),
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
         ],
         exception_handlers={APIError: routes.api_error, HTTPException: routes.http_error},

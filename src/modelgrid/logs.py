@@ -1,4 +1,4 @@
-"""Structured logs: one JSON object per line, one access line per request."""
+"""Structured logs: one JSON object per line (the access log has its own writer)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ from typing import Any
 
 import orjson
 
-from .trace import Trace
-
 # Attributes every record has; anything else on a record came through ``extra=`` and is ours.
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message",
@@ -21,8 +19,6 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "color_message",  # uvicorn's terminal-coloured copy of the message
     "fields",
 }
-
-access_log = logging.getLogger("modelgrid.access")
 
 
 class JsonFormatter(logging.Formatter):
@@ -74,30 +70,3 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
-
-
-def log_request(trace: Trace, seconds: float) -> None:
-    if not access_log.isEnabledFor(logging.INFO):
-        return
-    ttft = trace.ttft
-    access_log.info(
-        "request",
-        extra={
-            "fields": {
-                "request_id": trace.request_id,
-                "method": trace.method,
-                "path": trace.path,
-                "status": trace.status,
-                "outcome": trace.outcome,
-                "key_prefix": trace.key_prefix,
-                "model": trace.model,
-                "deployment": trace.deployment,
-                "user": trace.user,
-                "stream": trace.stream,
-                "tokens_in": trace.tokens_in,
-                "tokens_out": trace.tokens_out,
-                "ttft_ms": None if ttft is None else round(ttft * 1000, 2),
-                "duration_ms": round(seconds * 1000, 2),
-            }
-        },
-    )

@@ -10,8 +10,8 @@ import orjson
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .access_log import AccessLog
 from .errors import APIError, PayloadTooLarge, ServerError
-from .logs import log_request
 from .metrics import Metrics
 from .trace import Trace
 
@@ -24,9 +24,10 @@ class RequestMiddleware:
     """Gives every request an id and a trace; logs and counts it once it ends; turns any
     unexpected exception into a 500 in OpenAI's envelope, its traceback kept in the log."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: AccessLog) -> None:
         self.app = app
         self.metrics = metrics
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,7 +61,7 @@ class RequestMiddleware:
         finally:
             seconds = time.perf_counter() - trace.started
             self.metrics.observe_request(trace, seconds)
-            log_request(trace, seconds)
+            self.access_log.write(trace, seconds)
 
 
 class BodyLimitMiddleware:
