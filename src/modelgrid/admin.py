@@ -10,12 +10,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .errors import InvalidRequest, NotFound
-from .routes import JSON, _gateway, _trace, read_json
-from .schemas import _Body, parse
+from .routes import JSON, gateway_of, read_json, trace_of
+from .schemas import Body, parse
 from .storage.keys import KeyRecord
 
 
-class CreateKey(_Body):
+class CreateKey(Body):
     name: Annotated[str, Field(max_length=200)] = ""
     role: Annotated[str, Field(pattern="^(user|admin)$")] = "user"
 
@@ -32,17 +32,17 @@ def key_card(record: KeyRecord) -> dict[str, Any]:
 
 
 async def list_keys(request: Request) -> Response:
-    gateway = _gateway(request)
+    gateway = gateway_of(request)
     await gateway.authenticate_admin(
-        request.headers.get("authorization"), _trace(request, "/admin/v1/keys")
+        request.headers.get("authorization"), trace_of(request, "/admin/v1/keys")
     )
     return JSON({"object": "list", "data": [key_card(k) for k in await gateway.keys.list_all()]})
 
 
 async def create_key(request: Request) -> Response:
-    gateway = _gateway(request)
+    gateway = gateway_of(request)
     await gateway.authenticate_admin(
-        request.headers.get("authorization"), _trace(request, "/admin/v1/keys")
+        request.headers.get("authorization"), trace_of(request, "/admin/v1/keys")
     )
     body: CreateKey = parse(CreateKey, await read_json(request))
     key = await gateway.keys.create(
@@ -54,9 +54,9 @@ async def create_key(request: Request) -> Response:
 
 
 async def revoke_key(request: Request) -> Response:
-    gateway = _gateway(request)
+    gateway = gateway_of(request)
     await gateway.authenticate_admin(
-        request.headers.get("authorization"), _trace(request, "/admin/v1/keys/{key}")
+        request.headers.get("authorization"), trace_of(request, "/admin/v1/keys/{key}")
     )
     try:
         revoked = await gateway.keys.revoke(request.path_params["key"])
@@ -68,8 +68,8 @@ async def revoke_key(request: Request) -> Response:
 
 
 async def list_deployments(request: Request) -> Response:
-    gateway = _gateway(request)
-    trace = _trace(request, "/admin/v1/deployments")
+    gateway = gateway_of(request)
+    trace = trace_of(request, "/admin/v1/deployments")
     await gateway.authenticate_admin(request.headers.get("authorization"), trace)
     data = [
         {

@@ -47,12 +47,12 @@ class EventStream(StreamingResponse):
             await self._events.aclose()
 
 
-def _gateway(request: Request) -> Gateway:
+def gateway_of(request: Request) -> Gateway:
     gateway: Gateway = request.app.state.gateway
     return gateway
 
 
-def _trace(request: Request, route: str) -> Trace:
+def trace_of(request: Request, route: str) -> Trace:
     trace: Trace = request.scope["state"]["trace"]
     trace.route = route
     return trace
@@ -104,8 +104,8 @@ async def _disconnected(request: Request) -> None:
 
 
 async def _generate(request: Request, route: str, schema: type[Any]) -> Response:
-    trace = _trace(request, route)
-    gateway = _gateway(request)
+    trace = trace_of(request, route)
+    gateway = gateway_of(request)
     caller = await gateway.authenticate(request.headers.get("authorization"), trace)
     body = parse(schema, await read_json(request))
     method = gateway.chat if schema is ChatCompletionRequest else gateway.complete
@@ -126,8 +126,8 @@ async def completions(request: Request) -> Response:
 
 
 async def embeddings(request: Request) -> Response:
-    trace = _trace(request, "/v1/embeddings")
-    gateway = _gateway(request)
+    trace = trace_of(request, "/v1/embeddings")
+    gateway = gateway_of(request)
     caller = await gateway.authenticate(request.headers.get("authorization"), trace)
     body = parse(EmbeddingsBody, await read_json(request))
     result = await until_disconnect(request, gateway.embed(caller, body, trace))
@@ -135,22 +135,22 @@ async def embeddings(request: Request) -> Response:
 
 
 async def list_models(request: Request) -> Response:
-    trace = _trace(request, "/v1/models")
-    gateway = _gateway(request)
+    trace = trace_of(request, "/v1/models")
+    gateway = gateway_of(request)
     await gateway.authenticate(request.headers.get("authorization"), trace)
     return JSON({"object": "list", "data": [entry.card() for entry in gateway.catalogue]})
 
 
 async def get_model(request: Request) -> Response:
-    trace = _trace(request, "/v1/models/{model}")
-    gateway = _gateway(request)
+    trace = trace_of(request, "/v1/models/{model}")
+    gateway = gateway_of(request)
     await gateway.authenticate(request.headers.get("authorization"), trace)
     return JSON(gateway.catalogue.resolve(request.path_params["model"]).card())
 
 
 async def healthz(request: Request) -> Response:
-    _trace(request, "/healthz")
-    gateway = _gateway(request)
+    trace_of(request, "/healthz")
+    gateway = gateway_of(request)
     engines = {entry.id: entry.engine.stats() for entry in gateway.catalogue}
     return JSON(
         {
@@ -164,8 +164,8 @@ async def healthz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    _trace(request, "/metrics")
-    body = _gateway(request).metrics.render()
+    trace_of(request, "/metrics")
+    body = gateway_of(request).metrics.render()
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 

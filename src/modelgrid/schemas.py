@@ -13,16 +13,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import InvalidRequest
 
 
-class _Body(BaseModel):
+class Body(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
 
 
-class TextPart(_Body):
+class TextPart(Body):
     type: Literal["text"]
     text: str
 
 
-class Message(_Body):
+class Message(Body):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
     name: str | None = None
@@ -33,18 +33,18 @@ class Message(_Body):
         return self.content or ""
 
 
-class StreamOptions(_Body):
+class StreamOptions(Body):
     include_usage: bool = False
 
 
-class JSONSchemaSpec(_Body):
+class JSONSchemaSpec(Body):
     name: str = "response"
     schema_: dict[str, Any] | None = Field(default=None, alias="schema")
     strict: bool | None = None
     description: str | None = None
 
 
-class ResponseFormatBody(_Body):
+class ResponseFormatBody(Body):
     type: Literal["text", "json_object", "json_schema"]
     json_schema: JSONSchemaSpec | None = None
 
@@ -52,7 +52,7 @@ class ResponseFormatBody(_Body):
 Stop = str | Annotated[list[str], Field(max_length=4)] | None
 
 
-class _Generation(_Body):
+class _Generation(Body):
     model: str
     max_tokens: Annotated[int, Field(ge=1)] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
@@ -98,7 +98,7 @@ class CompletionRequest(_Generation):
         return value
 
 
-class EmbeddingsBody(_Body):
+class EmbeddingsBody(Body):
     model: str
     input: (
         str
@@ -111,7 +111,7 @@ class EmbeddingsBody(_Body):
     user: Annotated[str, Field(max_length=256)] | None = None
 
 
-def parse(model: type[_Body], body: Any) -> Any:
+def parse(model: type[Body], body: Any) -> Any:
     """Validate a decoded JSON body, raising OpenAI-style 400s."""
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
