@@ -52,6 +52,9 @@ class Metrics:
             "modelgrid_engine_busy_slots", "Engine slots generating now", ["model"], registry=r
         )
         self._engine_stats: dict[str, Callable[[], EngineStats]] = {}
+        # Both keyed by bounded sets: routes and statuses the server has, models it serves.
+        self._by_route: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._by_model: dict[str, tuple[Any, Any, Any]] = {}
         self._deployments = _DeploymentCollector()
         r.register(self._deployments)
 
@@ -62,14 +65,31 @@ class Metrics:
         self._engine_stats[model] = stats
 
     def observe_request(self, trace: Trace, seconds: float) -> None:
-        self.requests.labels(trace.route, str(trace.status)).inc()
-        self.latency.labels(trace.route).observe(seconds)
+        key = (trace.route, trace.status)
+        children = self._by_route.get(key)
+        if children is None:
+            # labels() takes a lock and builds its key on every call: resolve each series once
+            children = (
+                self.requests.labels(trace.route, str(trace.status)),
+                self.latency.labels(trace.route),
+            )
+            self._by_route[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_generation(self, model: str, trace: Trace) -> None:
-        self.tokens.labels(model, "in").inc(trace.tokens_in)
-        self.tokens.labels(model, "out").inc(trace.tokens_out)
+        children = self._by_model.get(model)
+        if children is None:
+            children = (
+                self.tokens.labels(model, "in"),
+                self.tokens.labels(model, "out"),
+                self.ttft.labels(model),
+            )
+            self._by_model[model] = children
+        children[0].inc(trace.tokens_in)
+        children[1].inc(trace.tokens_out)
         if trace.ttft is not None:
-            self.ttft.labels(model).observe(trace.ttft)
+            children[2].observe(trace.ttft)
 
     def render(self) -> bytes:
         for model, stats in self._engine_stats.items():
