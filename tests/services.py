@@ -89,7 +89,9 @@ class Server:
 
 
 @contextmanager
-def run_server(tmp: Path, config: str = "", **env: str) -> Iterator[Server]:
+def run_server(
+    tmp: Path, config: str = "", serve_args: tuple[str, ...] = (), **env: str
+) -> Iterator[Server]:
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     admin_key = "mg-test-admin-" + os.urandom(8).hex()
@@ -106,7 +108,7 @@ def run_server(tmp: Path, config: str = "", **env: str) -> Iterator[Server]:
     log_path = tmp / "server.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "modelgrid", "serve", "--port", str(port)],
+            [sys.executable, "-m", "modelgrid", "serve", "--port", str(port), *serve_args],
             env=full_env,
             stdout=log,
             stderr=subprocess.STDOUT,

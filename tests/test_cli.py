@@ -106,8 +106,7 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
 
 
 def test_generated_admin_key_is_printed_once(tmp_path: Path) -> None:
-    env = {"MODELGRID_ADMIN_KEY": ""}
-    with run_server(tmp_path / "a", **env) as first:
+    with run_server(tmp_path / "a", MODELGRID_ADMIN_KEY="") as first:
         printed = re.findall(r"mg-[A-Za-z0-9_-]{43}", first.log())
         assert len(printed) == 1
         admin = openai.OpenAI(base_url=first.base_url, api_key=printed[0], max_retries=0)
@@ -128,6 +127,21 @@ def test_admin_api_manages_keys(server: Server) -> None:
     assert any(k["prefix"] == key[:11] for k in listed)
     assert httpx.delete(f"{server.url}/admin/v1/keys/{key[:11]}", headers=admin).status_code == 200
     assert httpx.delete(f"{server.url}/admin/v1/keys/{key[:11]}", headers=admin).status_code == 404
+
+
+def test_serve_with_several_workers(tmp_path: Path) -> None:
+    config = "[models.smollm2-135m-instruct]\nn_ctx = 512\n"
+    with run_server(tmp_path, config, serve_args=("--workers", "2")) as multi:
+        client = openai.OpenAI(base_url=multi.base_url, api_key=multi.admin_key, max_retries=0)
+        for _ in range(4):
+            reply = client.chat.completions.create(
+                model="smollm2-135m-instruct",
+                messages=[{"role": "user", "content": "Hi"}],
+                max_tokens=3,
+            )
+            assert reply.choices[0].message.content
+        assert len(multi.log_lines('"logger":"modelgrid.access"')) >= 1
+        assert "Traceback" not in multi.log()
 
 
 @pytest.mark.postgres

@@ -17,6 +17,7 @@ from .access_log import AccessLog
 from .catalogue import Catalogue
 from .errors import APIError
 from .gateway import Gateway
+from .logs import configure_logging
 from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, RequestMiddleware
 from .settings import Settings, load_settings
@@ -90,5 +91,8 @@ def create_app(settings: Settings) -> Starlette:
 
 
 def app_from_environment() -> Starlette:
-    """The factory ``uvicorn --factory`` calls in each worker process."""
-    return create_app(load_settings())
+    """The factory each worker process calls (``serve --workers N``): a spawned worker starts
+    with a fresh interpreter, so its logging is set up here, as ``serve`` does for one."""
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)
