@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from modelgrid.storage.database import async_url
 
-from .services import POSTGRES_URL, Server, require_service, run_server
+from .services import POSTGRES_URL, REDIS_URL, Server, require_service, run_server
 
 # Small enough for fast tests, large enough for 8 concurrent requests to queue.
 SERVER_CONFIG = """
@@ -69,3 +69,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'modelgrid.db'}"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The Redis server the tests share (each test keeps to keys of its own)."""
+    require_service("Redis", REDIS_URL)
+    return REDIS_URL

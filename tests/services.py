@@ -25,6 +25,7 @@ import pytest
 POSTGRES_URL = os.environ.get(
     "MODELGRID_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
+REDIS_URL = os.environ.get("MODELGRID_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def in_ci() -> bool:
@@ -34,7 +35,8 @@ def in_ci() -> bool:
 def require_service(name: str, url: str) -> None:
     """Skip (or, under CI, fail) unless something listens at ``url``'s host and port."""
     parts = urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 5432
+    default_port = 6379 if parts.scheme.startswith("redis") else 5432
+    host, port = parts.hostname or "127.0.0.1", parts.port or default_port
     try:
         socket.create_connection((host, port), timeout=1).close()
     except OSError as exc:

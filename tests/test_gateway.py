@@ -12,6 +12,7 @@ import pytest
 from modelgrid.catalogue import Catalogue, Entry
 from modelgrid.errors import AuthenticationFailed, ModelNotFound
 from modelgrid.gateway import Gateway
+from modelgrid.limiter import MemoryLimiter
 from modelgrid.metrics import Metrics
 from modelgrid.router import Deployment, Router, new_state
 from modelgrid.schemas import ChatCompletionRequest, CompletionRequest, parse
@@ -41,7 +42,7 @@ async def make(db: Database, engine: FakeEngine) -> tuple[Gateway, KeyRecord]:
     settings = ModelSettings.model_validate({"engine": "llama_cpp"})
     router = Router("fake", settings, [Deployment(engine, new_state("fake", 1, 5, 1), "fake", "-")])
     catalogue = Catalogue([Entry("fake", router, settings)])
-    gateway = Gateway(keys, catalogue, Metrics())
+    gateway = Gateway(keys, catalogue, Metrics(), MemoryLimiter())
     record = await gateway.authenticate(f"Bearer {key}", Trace("r", "POST", "/"))
     return gateway, record
 

@@ -17,6 +17,7 @@ from .access_log import AccessLog
 from .catalogue import Catalogue
 from .errors import APIError
 from .gateway import Gateway
+from .limiter import Limiter, MemoryLimiter, RedisLimiter
 from .logs import configure_logging
 from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, RequestMiddleware
@@ -55,7 +56,8 @@ def create_app(settings: Settings) -> Starlette:
     for entry in catalogue:
         metrics.watch_engine(entry.id, entry.router.stats)
         metrics.watch_deployments(entry.id, entry.router.snapshot)
-    gateway = Gateway(keys, catalogue, metrics)
+    limiter: Limiter = RedisLimiter(settings.redis_url) if settings.redis_url else MemoryLimiter()
+    gateway = Gateway(keys, catalogue, metrics, limiter, settings.requests_per_minute)
     access_log = AccessLog(fmt=settings.log_format, enabled=settings.log_level in ("debug", "info"))
 
     @asynccontextmanager
@@ -74,6 +76,7 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             access_log.close()
             await catalogue.close()
+            await limiter.close()
             await db.close()
 
     app = Starlette(

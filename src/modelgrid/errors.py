@@ -75,6 +75,12 @@ class MethodNotAllowed(APIError):
     code = "method_not_allowed"
 
 
+class RateLimited(APIError):
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+
 class PayloadTooLarge(APIError):
     status = 413
     code = "request_too_large"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -19,8 +20,9 @@ from typing import Any
 import orjson
 
 from .catalogue import Catalogue, Entry
-from .errors import APIError, AuthenticationFailed, PermissionDenied, ServerError
+from .errors import APIError, AuthenticationFailed, PermissionDenied, RateLimited, ServerError
 from .keys import parse_bearer
+from .limiter import Limiter
 from .metrics import Metrics
 from .openai_format import ChatFormat, Choice, ResponseFormatter, TextFormat
 from .sampling import chat_requests, text_requests
@@ -35,10 +37,19 @@ Result = dict[str, Any] | AsyncGenerator[bytes, None]
 
 
 class Gateway:
-    def __init__(self, keys: KeyStore, catalogue: Catalogue, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        keys: KeyStore,
+        catalogue: Catalogue,
+        metrics: Metrics,
+        limiter: Limiter,
+        requests_per_minute: int = 0,
+    ) -> None:
         self.keys = keys
         self.catalogue = catalogue
         self.metrics = metrics
+        self.limiter = limiter
+        self.requests_per_minute = requests_per_minute
 
     async def authenticate(self, authorization: str | None, trace: Trace) -> KeyRecord:
         key = parse_bearer(authorization)
@@ -59,7 +70,26 @@ class Gateway:
             raise PermissionDenied("This endpoint needs an admin key.")
         return record
 
+    async def admit(self, caller: KeyRecord, trace: Trace) -> None:
+        """Rate limits, per key and shared by every replica when Redis holds them."""
+        limit = self.requests_per_minute
+        if not limit or caller.role == "admin":
+            return
+        decision = await self.limiter.hit(f"key:{caller.id}:rpm", limit)
+        trace.headers += [
+            (b"x-ratelimit-limit-requests", str(limit).encode()),
+            (b"x-ratelimit-remaining-requests", str(decision.remaining).encode()),
+            (b"x-ratelimit-reset-requests", f"{decision.reset_after:.3f}s".encode()),
+        ]
+        if not decision.allowed:
+            raise RateLimited(
+                f"Rate limit reached: {limit} requests per minute for this key. "
+                f"Retry in {decision.retry_after:.1f}s.",
+                headers={"Retry-After": str(math.ceil(decision.retry_after))},
+            )
+
     async def chat(self, caller: KeyRecord, body: ChatCompletionRequest, trace: Trace) -> Result:
+        await self.admit(caller, trace)
         entry = self._resolve(body.model, trace, body.user, body.stream)
         requests = chat_requests(body, entry.settings)
         prepared = [await entry.engine.prepare(r) for r in requests]
@@ -76,6 +106,7 @@ class Gateway:
         return await self._respond(call)
 
     async def complete(self, caller: KeyRecord, body: CompletionRequest, trace: Trace) -> Result:
+        await self.admit(caller, trace)
         entry = self._resolve(body.model, trace, body.user, body.stream)
         pairs = text_requests(body, entry.settings)
         prepared = [await entry.engine.prepare(r) for _, r in pairs]
@@ -92,6 +123,7 @@ class Gateway:
         return await self._respond(call)
 
     async def embed(self, caller: KeyRecord, body: EmbeddingsBody, trace: Trace) -> dict[str, Any]:
+        await self.admit(caller, trace)
         entry = self._resolve(body.model, trace, body.user, False)
         request = EmbeddingRequest(body.input, body.encoding_format, body.dimensions)
         result = await entry.router.embed(request)

@@ -46,6 +46,8 @@ class RequestMiddleware:
                 started = True
                 trace.status = message["status"]
                 MutableHeaders(scope=message).append("x-request-id", request_id)
+                if trace.headers:
+                    message["headers"] = [*message["headers"], *trace.headers]
             await send(message)
 
         try:

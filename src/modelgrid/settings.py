@@ -115,6 +115,8 @@ class Settings(BaseModel):
     log_format: Literal["json", "text"] = "json"
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     key_cache_seconds: float = Field(1.0, ge=0)
+    redis_url: str = ""  # empty: limits are counted in each process
+    requests_per_minute: int = Field(0, ge=0)  # per API key (admin keys exempt); 0: no limit
     models: dict[str, ModelSettings] = Field(
         default_factory=lambda: {DEFAULT_MODEL_ID: ModelSettings.model_validate({})}
     )

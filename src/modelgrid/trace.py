@@ -26,6 +26,7 @@ class Trace:
     tokens_out: int = 0
     first_token_at: float | None = None
     status: int = 0
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)  # added to the response
     outcome: str = "ok"  # ok, cancelled (the client went away), error, or an error code
 
     def mark_first_token(self) -> None:

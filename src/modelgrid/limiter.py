@@ -1,0 +1,77 @@
+"""Where rate-limit state lives: in this process, or in Redis so that every replica shares it.
+
+Both run ``ratelimit.gcra``; the Redis one as a Lua script, so that reading and writing a key's
+state is one atomic step however many replicas race for it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from .ratelimit import Decision, gcra
+
+# GCRA in Lua; KEYS[1] holds the TAT in milliseconds since the epoch, as Redis's clock sees it
+# (all replicas read the same clock). The key expires once its TAT has passed.
+_GCRA_LUA = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local limit = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local interval = period / limit
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - period
+if allow_at > now then
+  return {0, 0, allow_at - now, tat - now}
+end
+redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now))
+local remaining = math.floor((period - (new_tat - now)) / interval + 1e-9)
+return {1, remaining, 0, new_tat - now}
+"""
+
+
+class Limiter(Protocol):
+    async def hit(self, key: str, limit: int, period: float = 60.0) -> Decision: ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryLimiter:
+    """One replica's counters. With several replicas each would admit the full limit: use
+    Redis then (``redis_url``)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._tat: dict[str, float] = {}
+        self._clock = clock
+
+    async def hit(self, key: str, limit: int, period: float = 60.0) -> Decision:
+        now = self._clock()
+        decision, tat = gcra(self._tat.get(key, now), now, limit, period)
+        self._tat[key] = tat
+        if len(self._tat) > 100_000:  # forget keys whose state has fully decayed
+            self._tat = {k: v for k, v in self._tat.items() if v > now}
+        return decision
+
+    async def close(self) -> None:
+        pass
+
+
+class RedisLimiter:
+    def __init__(self, url: str, prefix: str = "modelgrid:rl:") -> None:
+        import redis.asyncio as redis
+
+        self._redis = redis.from_url(url)
+        self._script = self._redis.register_script(_GCRA_LUA)
+        self._prefix = prefix
+
+    async def hit(self, key: str, limit: int, period: float = 60.0) -> Decision:
+        allowed, remaining, retry_ms, reset_ms = await self._script(
+            keys=[self._prefix + key], args=[limit, int(period * 1000)]
+        )
+        return Decision(bool(allowed), limit, int(remaining), retry_ms / 1000, reset_ms / 1000)
+
+    async def close(self) -> None:
+        await self._redis.aclose()

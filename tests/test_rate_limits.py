@@ -1,0 +1,62 @@
+"""Rate limits end to end: OpenAI's 429 and headers, and a limit that holds across replicas."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import httpx
+
+from .services import Server, run_server
+
+CONFIG = "[models.smollm2-135m-instruct]\nn_ctx = 512\n"
+BODY = {
+    "model": "smollm2-135m-instruct",
+    "messages": [{"role": "user", "content": "Hi"}],
+    "max_tokens": 1,
+}
+
+
+def ask(server: Server, key: str) -> httpx.Response:
+    return httpx.post(
+        f"{server.base_url}/chat/completions",
+        json=BODY,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=60,
+    )
+
+
+def test_requests_per_minute_per_key_in_one_process(tmp_path: Path) -> None:
+    with run_server(tmp_path, CONFIG, MODELGRID_REQUESTS_PER_MINUTE="2") as server:
+        key = server.cli("keys", "create").stdout.strip()
+        first, second, third = (ask(server, key) for _ in range(3))
+        assert (first.status_code, second.status_code) == (200, 200)
+        assert first.headers["x-ratelimit-limit-requests"] == "2"
+        assert [
+            first.headers["x-ratelimit-remaining-requests"],
+            second.headers["x-ratelimit-remaining-requests"],
+        ] == ["1", "0"]
+        assert third.status_code == 429
+        assert third.json()["error"]["code"] == "rate_limit_exceeded"
+        assert 1 <= int(third.headers["retry-after"]) <= 30  # one interval: 60 s / 2
+        assert third.headers["x-ratelimit-remaining-requests"] == "0"
+        assert ask(server, server.admin_key).status_code == 200  # the operator is not limited
+        other = server.cli("keys", "create").stdout.strip()
+        assert ask(server, other).status_code == 200  # limits are per key
+
+
+def test_limit_holds_across_replicas_sharing_redis(tmp_path: Path, redis_url: str) -> None:
+    def replica(name: str) -> AbstractContextManager[Server]:
+        return run_server(
+            tmp_path / name,
+            CONFIG,
+            MODELGRID_REDIS_URL=redis_url,
+            MODELGRID_REQUESTS_PER_MINUTE="3",
+            MODELGRID_DATA_DIR=str(tmp_path / "shared"),  # one database for both
+        )
+
+    with replica("a") as a, replica("b") as b:
+        key = a.cli("keys", "create").stdout.strip()
+        statuses = [ask(replica, key).status_code for replica in (a, b, a, b, a, b)]
+        assert statuses.count(200) == 3, statuses  # not 3 on each replica
+        assert statuses.count(429) == 3
