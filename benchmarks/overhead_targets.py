@@ -238,16 +238,28 @@ def start_modelgrid(procs: Processes, config: Path, key: str, log: Path) -> str:
 
 
 class ModelGrid(Target):
+    admin_key: str = "mg-bench-admin-0123456789"
+
     def start(self, upstream: str, workdir: Path) -> str:
         config = workdir / "modelgrid.toml"
-        # A JSON string is a TOML basic string.
+        # A JSON string is a TOML basic string. Every step that exists runs: the access log
+        # (info), and a rate limit per key, set too high to refuse, checked for a user key
+        # (the operator's admin key is exempt, so the load uses a key of its own).
         config.write_text(
             f'host = "127.0.0.1"\ndata_dir = {json.dumps(str(workdir / "data"))}\n'
-            # info: the access log is a pipeline step like any other, so it stays on
-            f'log_level = "info"\n[models.{json.dumps(self.model)}]\n'
+            f'log_level = "info"\nrequests_per_minute = 1000000000\n'
+            f"[models.{json.dumps(self.model)}]\n"
             f'engine = "openai"\nbase_url = {json.dumps(upstream)}\n'
         )
-        return start_modelgrid(self.procs, config, self.key, workdir / f"{self.name}.log")
+        base = start_modelgrid(self.procs, config, self.admin_key, workdir / f"{self.name}.log")
+        created = subprocess.run(
+            [sys.executable, "-m", "modelgrid", "keys", "create", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        self.key = created.stdout.strip()
+        return base
 
     def version(self) -> str:
         return f"modelgrid {version('modelgrid')}"
