@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -79,6 +80,23 @@ def test_serve_with_a_bad_config_says_why(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode != 0 and "port" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_without_an_upstream_key_says_which(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[models.up]\n[[models.up.deployments]]\nengine = "openai"\n'
+        'base_url = "http://127.0.0.1:9/v1"\napi_key_env = "NO_SUCH_UPSTREAM_KEY"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "modelgrid", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "NO_SUCH_UPSTREAM_KEY"},
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "NO_SUCH_UPSTREAM_KEY" in result.stderr and "models.up" in result.stderr
 
 
 def test_every_command_has_help_and_is_in_the_readme() -> None:

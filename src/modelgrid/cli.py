@@ -51,6 +51,9 @@ def serve(config: str | None, host: str | None, port: int | None, workers: int |
     from .storage.keys import KeyStore
 
     settings = _settings(config, host=host, port=port, workers=workers)
+    missing = settings.missing_secrets(os.environ)
+    if missing:
+        raise click.ClickException("; ".join(missing))
     configure_logging(settings.log_level, settings.log_format)
 
     async def prepare() -> str | None:

@@ -121,6 +121,16 @@ class Settings(BaseModel):
         default_factory=lambda: {DEFAULT_MODEL_ID: ModelSettings.model_validate({})}
     )
 
+    def missing_secrets(self, env: Mapping[str, str]) -> list[str]:
+        """Upstream keys the config names but the environment lacks, said before serving."""
+        return [
+            f"models.{model_id}: deployment {d.name or i} needs the environment variable "
+            f"{d.api_key_env}, which is not set"
+            for model_id, model in self.models.items()
+            for i, d in enumerate(model.deployments)
+            if isinstance(d, OpenAISettings) and d.api_key_env and not env.get(d.api_key_env)
+        ]
+
     @model_validator(mode="after")
     def _fallbacks_exist(self) -> Settings:
         for model_id, model in self.models.items():
