@@ -247,7 +247,7 @@ class ModelGrid(Target):
         # (the operator's admin key is exempt, so the load uses a key of its own).
         config.write_text(
             f'host = "127.0.0.1"\ndata_dir = {json.dumps(str(workdir / "data"))}\n'
-            f'log_level = "info"\nrequests_per_minute = 1000000000\n'
+            f'log_level = "info"\n[plans.free]\nrequests_per_minute = 1000000000\n'
             f"[models.{json.dumps(self.model)}]\n"
             f'engine = "openai"\nbase_url = {json.dumps(upstream)}\n'
         )

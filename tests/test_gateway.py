@@ -16,7 +16,7 @@ from modelgrid.limiter import MemoryLimiter
 from modelgrid.metrics import Metrics
 from modelgrid.router import Deployment, Router, new_state
 from modelgrid.schemas import ChatCompletionRequest, CompletionRequest, parse
-from modelgrid.settings import ModelSettings
+from modelgrid.settings import BUILTIN_PLANS, ModelSettings
 from modelgrid.storage.database import Database
 from modelgrid.storage.keys import KeyRecord, KeyStore
 from modelgrid.trace import Trace
@@ -42,7 +42,7 @@ async def make(db: Database, engine: FakeEngine) -> tuple[Gateway, KeyRecord]:
     settings = ModelSettings.model_validate({"engine": "llama_cpp"})
     router = Router("fake", settings, [Deployment(engine, new_state("fake", 1, 5, 1), "fake", "-")])
     catalogue = Catalogue([Entry("fake", router, settings)])
-    gateway = Gateway(keys, catalogue, Metrics(), MemoryLimiter())
+    gateway = Gateway(keys, catalogue, Metrics(), MemoryLimiter(), BUILTIN_PLANS, "free")
     record = await gateway.authenticate(f"Bearer {key}", Trace("r", "POST", "/"))
     return gateway, record
 

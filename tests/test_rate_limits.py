@@ -27,7 +27,7 @@ def ask(server: Server, key: str) -> httpx.Response:
 
 
 def test_requests_per_minute_per_key_in_one_process(tmp_path: Path) -> None:
-    with run_server(tmp_path, CONFIG, MODELGRID_REQUESTS_PER_MINUTE="2") as server:
+    with run_server(tmp_path, CONFIG, MODELGRID_PLANS__FREE__REQUESTS_PER_MINUTE="2") as server:
         key = server.cli("keys", "create").stdout.strip()
         first, second, third = (ask(server, key) for _ in range(3))
         assert (first.status_code, second.status_code) == (200, 200)
@@ -51,7 +51,7 @@ def test_limit_holds_across_replicas_sharing_redis(tmp_path: Path, redis_url: st
             tmp_path / name,
             CONFIG,
             MODELGRID_REDIS_URL=redis_url,
-            MODELGRID_REQUESTS_PER_MINUTE="3",
+            MODELGRID_PLANS__FREE__REQUESTS_PER_MINUTE="3",
             MODELGRID_DATA_DIR=str(tmp_path / "shared"),  # one database for both
         )
 

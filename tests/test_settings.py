@@ -7,6 +7,7 @@ from modelgrid.settings import (
     LlamaCppSettings,
     ModelSettings,
     OpenAISettings,
+    PlanSettings,
     Settings,
     SettingsError,
     load_settings,
@@ -73,9 +74,21 @@ def test_example_config_documents_every_key() -> None:
     example = (Path(__file__).parent.parent / "modelgrid.example.toml").read_text()
     settings = load_settings(Path(__file__).parent.parent / "modelgrid.example.toml", env={})
     assert settings.models
-    documented = set(Settings.model_fields) - {"models"} | set(ModelSettings.model_fields)
+    documented = set(Settings.model_fields) - {"models", "plans"} | set(ModelSettings.model_fields)
     documented |= set(LlamaCppSettings.model_fields) | set(OpenAISettings.model_fields)
+    documented |= set(PlanSettings.model_fields)
     for key in documented - {"deployments"}:
         assert f"{key} =" in example or f"# {key} =" in example, (
             f"modelgrid.example.toml does not document {key!r}"
         )
+
+
+def test_built_in_plans_and_the_operators_own() -> None:
+    settings = load_settings(env={"MODELGRID_PLANS__FREE__REQUESTS_PER_MINUTE": "5"})
+    plans = settings.all_plans
+    assert set(plans) >= {"free", "pro", "enterprise"}
+    assert plans["free"].requests_per_minute == 5 and plans["pro"].requests_per_minute == 600
+    assert plans["enterprise"].allows("anything")
+    assert not PlanSettings(models=["a"]).allows("b")
+    with pytest.raises(SettingsError, match="default_plan"):
+        load_settings(env={"MODELGRID_DEFAULT_PLAN": "gold"})

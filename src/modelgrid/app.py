@@ -57,7 +57,7 @@ def create_app(settings: Settings) -> Starlette:
         metrics.watch_engine(entry.id, entry.router.stats)
         metrics.watch_deployments(entry.id, entry.router.snapshot)
     limiter: Limiter = RedisLimiter(settings.redis_url) if settings.redis_url else MemoryLimiter()
-    gateway = Gateway(keys, catalogue, metrics, limiter, settings.requests_per_minute)
+    gateway = Gateway(keys, catalogue, metrics, limiter, settings.all_plans, settings.default_plan)
     access_log = AccessLog(fmt=settings.log_format, enabled=settings.log_level in ("debug", "info"))
 
     @asynccontextmanager

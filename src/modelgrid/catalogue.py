@@ -57,10 +57,7 @@ class Catalogue:
     def resolve(self, model_id: str) -> Entry:
         entry = self._entries.get(model_id)
         if entry is None:
-            raise ModelNotFound(
-                f"The model '{model_id}' does not exist or you do not have access to it.",
-                param="model",
-            )
+            raise model_not_found(model_id)
         return entry
 
     async def start(self) -> None:
@@ -85,3 +82,10 @@ def _deployment(model_id: str, index: int, settings: DeploymentSettings, count: 
     from .engines.openai_http import OpenAIEngine
 
     return Deployment(OpenAIEngine(name, model_id, settings), state, "openai", settings.base_url)
+
+
+def model_not_found(model_id: str) -> ModelNotFound:
+    """Unknown and forbidden read the same: a plan's callers learn nothing of other models."""
+    return ModelNotFound(
+        f"The model '{model_id}' does not exist or you do not have access to it.", param="model"
+    )

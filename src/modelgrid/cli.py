@@ -91,9 +91,11 @@ def keys() -> None:
     """Create, list and revoke API keys (works on the database directly)."""
 
 
-def _run_keys(config: str | None, action: Any) -> Any:
+def _run_store(config: str | None, action: Any) -> Any:
+    """Run ``action(keys, orgs, settings)`` against the configured database."""
     from .storage.database import Database
     from .storage.keys import KeyStore
+    from .storage.orgs import OrgStore
 
     settings = _settings(config)
 
@@ -101,28 +103,45 @@ def _run_keys(config: str | None, action: Any) -> Any:
         db = Database(settings.resolved_database_url)
         try:
             await db.migrate()
-            return await action(KeyStore(db))
+            return await action(KeyStore(db), OrgStore(db), settings)
         finally:
             await db.close()
 
     return asyncio.run(run())
 
 
+def _check_plan(settings: Settings, plan: str | None) -> None:
+    if plan is not None and plan not in settings.all_plans:
+        known = ", ".join(sorted(settings.all_plans))
+        raise click.ClickException(f"no plan {plan!r} (plans: {known})")
+
+
 @keys.command("create")
 @config_option
 @click.option("--name", default="", help="A label to recognise the key by.")
-@click.option("--admin", is_flag=True, help="An admin key (manages keys through /admin/v1).")
-def keys_create(config: str | None, name: str, admin: bool) -> None:
+@click.option("--org", help="The organisation the key belongs to (created if new).")
+@click.option("--plan", help="The organisation's plan (sets it; default for a new one: free).")
+@click.option("--admin", is_flag=True, help="An operator's admin key (no organisation, no plan).")
+def keys_create(
+    config: str | None, name: str, org: str | None, plan: str | None, admin: bool
+) -> None:
     """Create a key and print it alone on stdout; it is never shown again."""
+    if admin and (org or plan):
+        raise click.ClickException("an admin key belongs to no organisation and no plan")
+    if plan and not org:
+        raise click.ClickException("--plan needs --org: plans belong to organisations")
 
-    async def action(store: Any) -> str:
-        key: str = await store.create(name=name, role="admin" if admin else "user")
+    async def action(keys: Any, orgs: Any, settings: Settings) -> str:
+        _check_plan(settings, plan)
+        org_id = None
+        if org:
+            org_id = (await orgs.ensure(org, plan, settings.default_plan)).id
+        key: str = await keys.create(name=name, role="admin" if admin else "user", org_id=org_id)
         return key
 
-    key = _run_keys(config, action)
-    click.echo(
-        f"Created {'an admin' if admin else 'a'} key; store it now, it is shown once.", err=True
-    )
+    key = _run_store(config, action)
+    who = "an admin key" if admin else f"a key for {org}" if org else "a key"
+    click.echo(f"Created {who}; store it now, it is shown once.", err=True)
     click.echo(key)
 
 
@@ -133,18 +152,23 @@ def keys_list(config: str | None, as_json: bool) -> None:
     """List keys by prefix (keys themselves are stored only as hashes)."""
     from .admin import key_card
 
-    async def action(store: Any) -> list[Any]:
-        return list(await store.list_all())
+    async def action(keys: Any, orgs: Any, settings: Settings) -> list[Any]:
+        return list(await keys.list_all())
 
-    records = _run_keys(config, action)
+    records = _run_store(config, action)
     if as_json:
         click.echo(orjson.dumps([key_card(r) for r in records]).decode())
         return
-    click.echo(f"{'ID':32}  {'PREFIX':11}  {'ROLE':5}  {'STATUS':7}  {'CREATED':19}  NAME")
+    click.echo(
+        f"{'ID':32}  {'PREFIX':11}  {'ROLE':5}  {'STATUS':7}  {'CREATED':19}  {'ORG':16}  NAME"
+    )
     for r in records:
         status = "active" if r.active else "revoked"
         created = r.created_at.strftime("%Y-%m-%d %H:%M:%S")
-        click.echo(f"{r.id:32}  {r.prefix:11}  {r.role:5}  {status:7}  {created:19}  {r.name}")
+        org = r.org or "-"
+        click.echo(
+            f"{r.id:32}  {r.prefix:11}  {r.role:5}  {status:7}  {created:19}  {org:16}  {r.name}"
+        )
 
 
 @keys.command("revoke")
@@ -153,16 +177,77 @@ def keys_list(config: str | None, as_json: bool) -> None:
 def keys_revoke(config: str | None, key_id: str) -> None:
     """Revoke a key by its id or prefix; every server refuses it within a second."""
 
-    async def action(store: Any) -> list[Any]:
-        return list(await store.revoke(key_id))
+    async def action(keys: Any, orgs: Any, settings: Settings) -> list[Any]:
+        return list(await keys.revoke(key_id))
 
     try:
-        revoked = _run_keys(config, action)
+        revoked = _run_store(config, action)
     except LookupError as exc:
         raise click.ClickException(str(exc)) from None
     if not revoked:
         raise click.ClickException(f"no active key has the id or prefix {key_id!r}")
     click.echo(f"Revoked {revoked[0].prefix} ({revoked[0].id}).", err=True)
+
+
+@main.group()
+def orgs() -> None:
+    """Organisations: who keys belong to, and which plan they are on."""
+
+
+@orgs.command("create")
+@config_option
+@click.argument("name")
+@click.option("--plan", help="The plan (default: the configured default_plan, free).")
+def orgs_create(config: str | None, name: str, plan: str | None) -> None:
+    """Create an organisation, or move an existing one to PLAN."""
+
+    async def action(keys: Any, orgs: Any, settings: Settings) -> Any:
+        _check_plan(settings, plan)
+        return await orgs.ensure(name, plan, settings.default_plan)
+
+    org = _run_store(config, action)
+    click.echo(f"{org.name} is on the {org.plan} plan.", err=True)
+
+
+@orgs.command("list")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per organisation.")
+def orgs_list(config: str | None, as_json: bool) -> None:
+    """List organisations with their plan and active keys."""
+
+    async def action(keys: Any, orgs: Any, settings: Settings) -> list[Any]:
+        return list(await orgs.list_all())
+
+    found = _run_store(config, action)
+    if as_json:
+        rows = [{"id": o.id, "name": o.name, "plan": o.plan, "keys": o.keys} for o in found]
+        click.echo(orjson.dumps(rows).decode())
+        return
+    click.echo(f"{'NAME':24}  {'PLAN':12}  KEYS")
+    for o in found:
+        click.echo(f"{o.name:24}  {o.plan:12}  {o.keys}")
+
+
+@main.group()
+def plans() -> None:
+    """Plans: the built-in free, pro and enterprise, and the operator's own."""
+
+
+@plans.command("list")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per plan.")
+def plans_list(config: str | None, as_json: bool) -> None:
+    """List plans with the models they allow and their rate limit."""
+    settings = _settings(config)
+    if as_json:
+        rows = {name: plan.model_dump() for name, plan in settings.all_plans.items()}
+        click.echo(orjson.dumps(rows).decode())
+        return
+    click.echo(f"{'PLAN':12}  {'REQUESTS/MIN':12}  MODELS")
+    for name, plan in settings.all_plans.items():
+        rpm = str(plan.requests_per_minute or "unlimited")
+        default = " (default)" if name == settings.default_plan else ""
+        click.echo(f"{name + default:12}  {rpm:12}  {', '.join(plan.models)}")
 
 
 url_option = click.option(

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from .catalogue import Catalogue, Entry
+from .catalogue import Catalogue, Entry, model_not_found
 from .errors import APIError, AuthenticationFailed, PermissionDenied, RateLimited, ServerError
 from .keys import parse_bearer
 from .limiter import Limiter
@@ -27,6 +27,7 @@ from .metrics import Metrics
 from .openai_format import ChatFormat, Choice, ResponseFormatter, TextFormat
 from .sampling import chat_requests, text_requests
 from .schemas import ChatCompletionRequest, CompletionRequest, EmbeddingsBody
+from .settings import PlanSettings
 from .storage.keys import KeyRecord, KeyStore
 from .trace import Trace
 from .types import EmbeddingRequest, Piece, Prepared, Usage
@@ -43,13 +44,15 @@ class Gateway:
         catalogue: Catalogue,
         metrics: Metrics,
         limiter: Limiter,
-        requests_per_minute: int = 0,
+        plans: dict[str, PlanSettings],
+        default_plan: str,
     ) -> None:
         self.keys = keys
         self.catalogue = catalogue
         self.metrics = metrics
         self.limiter = limiter
-        self.requests_per_minute = requests_per_minute
+        self.plans = plans
+        self.default_plan = default_plan
 
     async def authenticate(self, authorization: str | None, trace: Trace) -> KeyRecord:
         key = parse_bearer(authorization)
@@ -70,10 +73,27 @@ class Gateway:
             raise PermissionDenied("This endpoint needs an admin key.")
         return record
 
-    async def admit(self, caller: KeyRecord, trace: Trace) -> None:
-        """Rate limits, per key and shared by every replica when Redis holds them."""
-        limit = self.requests_per_minute
-        if not limit or caller.role == "admin":
+    def plan_of(self, caller: KeyRecord) -> PlanSettings | None:
+        """The caller's plan; None for the operator's admin keys, which no plan limits."""
+        if caller.role == "admin":
+            return None
+        # A plan removed from the config falls back to the default, never to no limits.
+        return self.plans.get(caller.plan or self.default_plan) or self.plans[self.default_plan]
+
+    def visible(self, caller: KeyRecord, entry: Entry) -> bool:
+        plan = self.plan_of(caller)
+        return plan is None or plan.allows(entry.id)
+
+    async def admit(self, caller: KeyRecord, entry: Entry, trace: Trace) -> None:
+        """The caller's plan: its models (others look unknown), then its rate limit, per key
+        and shared by every replica when Redis holds it."""
+        plan = self.plan_of(caller)
+        if plan is None:
+            return
+        if not plan.allows(entry.id):
+            raise model_not_found(entry.id)
+        limit = plan.requests_per_minute
+        if not limit:
             return
         decision = await self.limiter.hit(f"key:{caller.id}:rpm", limit)
         trace.headers += [
@@ -89,8 +109,8 @@ class Gateway:
             )
 
     async def chat(self, caller: KeyRecord, body: ChatCompletionRequest, trace: Trace) -> Result:
-        await self.admit(caller, trace)
         entry = self._resolve(body.model, trace, body.user, body.stream)
+        await self.admit(caller, entry, trace)
         requests = chat_requests(body, entry.settings)
         prepared = [await entry.engine.prepare(r) for r in requests]
         trace.tokens_in = prepared[0].prompt_tokens  # one prompt, however many choices
@@ -106,8 +126,8 @@ class Gateway:
         return await self._respond(call)
 
     async def complete(self, caller: KeyRecord, body: CompletionRequest, trace: Trace) -> Result:
-        await self.admit(caller, trace)
         entry = self._resolve(body.model, trace, body.user, body.stream)
+        await self.admit(caller, entry, trace)
         pairs = text_requests(body, entry.settings)
         prepared = [await entry.engine.prepare(r) for _, r in pairs]
         trace.tokens_in = sum(p.prompt_tokens for p in prepared[:: body.n])  # once per prompt
@@ -123,8 +143,8 @@ class Gateway:
         return await self._respond(call)
 
     async def embed(self, caller: KeyRecord, body: EmbeddingsBody, trace: Trace) -> dict[str, Any]:
-        await self.admit(caller, trace)
         entry = self._resolve(body.model, trace, body.user, False)
+        await self.admit(caller, entry, trace)
         request = EmbeddingRequest(body.input, body.encoding_format, body.dimensions)
         result = await entry.router.embed(request)
         trace.tokens_in, trace.deployment = result.prompt_tokens, result.deployment or None

@@ -13,6 +13,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from .catalogue import model_not_found
 from .errors import APIError, InvalidRequest, MethodNotAllowed, NotFound
 from .gateway import Gateway
 from .schemas import ChatCompletionRequest, CompletionRequest, EmbeddingsBody, parse
@@ -137,15 +138,19 @@ async def embeddings(request: Request) -> Response:
 async def list_models(request: Request) -> Response:
     trace = trace_of(request, "/v1/models")
     gateway = gateway_of(request)
-    await gateway.authenticate(request.headers.get("authorization"), trace)
-    return JSON({"object": "list", "data": [entry.card() for entry in gateway.catalogue]})
+    caller = await gateway.authenticate(request.headers.get("authorization"), trace)
+    cards = [entry.card() for entry in gateway.catalogue if gateway.visible(caller, entry)]
+    return JSON({"object": "list", "data": cards})
 
 
 async def get_model(request: Request) -> Response:
     trace = trace_of(request, "/v1/models/{model}")
     gateway = gateway_of(request)
-    await gateway.authenticate(request.headers.get("authorization"), trace)
-    return JSON(gateway.catalogue.resolve(request.path_params["model"]).card())
+    caller = await gateway.authenticate(request.headers.get("authorization"), trace)
+    entry = gateway.catalogue.resolve(request.path_params["model"])
+    if not gateway.visible(caller, entry):
+        raise model_not_found(entry.id)
+    return JSON(entry.card())
 
 
 async def healthz(request: Request) -> Response:

@@ -102,6 +102,27 @@ class ModelSettings(BaseModel):
         return data
 
 
+class PlanSettings(BaseModel):
+    """What an organisation's keys may do. More limits and quotas join as they are enforced."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[str] = Field(default_factory=lambda: ["*"])  # model ids; "*": every model
+    requests_per_minute: int = Field(0, ge=0)  # per key; 0: no limit
+
+    def allows(self, model_id: str) -> bool:
+        return "*" in self.models or model_id in self.models
+
+
+# The built-in plans; an operator's [plans.<name>] table of the same name replaces one.
+# The free tier's rate is OpenRouter's for its free models.
+BUILTIN_PLANS = {
+    "free": PlanSettings(requests_per_minute=20),
+    "pro": PlanSettings(requests_per_minute=600),
+    "enterprise": PlanSettings(),
+}
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -116,10 +137,15 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     key_cache_seconds: float = Field(1.0, ge=0)
     redis_url: str = ""  # empty: limits are counted in each process
-    requests_per_minute: int = Field(0, ge=0)  # per API key (admin keys exempt); 0: no limit
+    plans: dict[str, PlanSettings] = Field(default_factory=dict)  # over the built-in ones
+    default_plan: str = "free"  # for keys outside any organisation, and new organisations
     models: dict[str, ModelSettings] = Field(
         default_factory=lambda: {DEFAULT_MODEL_ID: ModelSettings.model_validate({})}
     )
+
+    @property
+    def all_plans(self) -> dict[str, PlanSettings]:
+        return BUILTIN_PLANS | self.plans
 
     def missing_secrets(self, env: Mapping[str, str]) -> list[str]:
         """Upstream keys the config names but the environment lacks, said before serving."""
@@ -130,6 +156,12 @@ class Settings(BaseModel):
             for i, d in enumerate(model.deployments)
             if isinstance(d, OpenAISettings) and d.api_key_env and not env.get(d.api_key_env)
         ]
+
+    @model_validator(mode="after")
+    def _default_plan_exists(self) -> Settings:
+        if self.default_plan not in self.all_plans:
+            raise ValueError(f"default_plan: no plan {self.default_plan!r}")
+        return self
 
     @model_validator(mode="after")
     def _fallbacks_exist(self) -> Settings:

@@ -109,3 +109,28 @@ async def test_concurrent_requests_share_one_lookup_when_the_cache_expires(
         assert len(queries) == 1  # cached now
     finally:
         await db.close()
+
+
+async def test_organisations_carry_keys_and_plans(database_url: str) -> None:
+    from modelgrid.storage.orgs import OrgStore
+
+    db, store = await store_for(database_url)
+    orgs = OrgStore(db)
+    try:
+        acme = await orgs.ensure("acme", None, default_plan="free")
+        assert (acme.name, acme.plan) == ("acme", "free")
+        assert (await orgs.ensure("acme", None, default_plan="pro")).plan == "free"  # kept
+        key = await store.create(org_id=acme.id)
+        await store.create(org_id=acme.id)
+        record = await store.verify(key)
+        assert record is not None and (record.org, record.plan) == ("acme", "free")
+        moved = await orgs.ensure("acme", "pro", default_plan="free")
+        assert moved.plan == "pro" and moved.id == acme.id
+        assert [(o.name, o.plan, o.keys) for o in await orgs.list_all()] == [("acme", "pro", 2)]
+        await store.revoke(key[:11])
+        assert (await orgs.list_all())[0].keys == 1
+        operator = await store.create(role="admin")
+        admin = await store.verify(operator)
+        assert admin is not None and admin.org is None and admin.plan is None
+    finally:
+        await db.close()

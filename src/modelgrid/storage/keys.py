@@ -12,13 +12,13 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
 from ..keys import hash_key, new_key, public_prefix
 from .database import Database
-from .tables import api_keys
+from .tables import api_keys, organisations
 
 Role = Literal["user", "admin"]
 
@@ -31,6 +31,8 @@ class KeyRecord:
     role: Role
     created_at: datetime
     revoked_at: datetime | None
+    org: str | None = None  # the organisation's name; None for the operator's keys
+    plan: str | None = None  # the organisation's plan
 
     @property
     def active(self) -> bool:
@@ -44,7 +46,9 @@ class KeyStore:
         self._cache: dict[str, tuple[float, KeyRecord]] = {}
         self._pending: dict[str, asyncio.Future[KeyRecord | None]] = {}
 
-    async def create(self, name: str = "", role: Role = "user", key: str | None = None) -> str:
+    async def create(
+        self, name: str = "", role: Role = "user", key: str | None = None, org_id: str | None = None
+    ) -> str:
         """Store a new key and return it; this is the only time it exists in clear text."""
         key = key or new_key()
         async with self._db.engine.begin() as conn:
@@ -56,6 +60,7 @@ class KeyStore:
                     name=name,
                     role=role,
                     created_at=datetime.now(UTC),
+                    org_id=org_id,
                 )
             )
         return key
@@ -86,7 +91,7 @@ class KeyStore:
 
     async def list_all(self) -> list[KeyRecord]:
         async with self._db.engine.connect() as conn:
-            rows = await conn.execute(sa.select(api_keys).order_by(api_keys.c.created_at))
+            rows = await conn.execute(_with_org().order_by(api_keys.c.created_at))
             return [_record(row) for row in rows]
 
     async def revoke(self, ident: str) -> list[KeyRecord]:
@@ -94,9 +99,7 @@ class KeyStore:
         match = sa.or_(api_keys.c.id == ident, api_keys.c.prefix == ident)
         async with self._db.engine.begin() as conn:
             rows = (
-                await conn.execute(
-                    sa.select(api_keys).where(match, api_keys.c.revoked_at.is_(None))
-                )
+                await conn.execute(_with_org().where(match, api_keys.c.revoked_at.is_(None)))
             ).all()
             if len(rows) > 1:
                 raise LookupError(f"{ident!r} matches {len(rows)} keys; use the key's id")
@@ -128,9 +131,7 @@ class KeyStore:
         async with self._db.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    sa.select(api_keys).where(
-                        api_keys.c.hash == digest, api_keys.c.revoked_at.is_(None)
-                    )
+                    _with_org().where(api_keys.c.hash == digest, api_keys.c.revoked_at.is_(None))
                 )
             ).first()
         if row is None:
@@ -144,6 +145,14 @@ class KeyStore:
         return record
 
 
+def _with_org() -> sa.Select[Any]:
+    """Keys with their organisation's name and plan: one query on the request path."""
+    joined = api_keys.outerjoin(organisations, api_keys.c.org_id == organisations.c.id)
+    return sa.select(
+        api_keys, organisations.c.name.label("org"), organisations.c.plan.label("plan")
+    ).select_from(joined)
+
+
 def _record(row: sa.Row[tuple[object, ...]]) -> KeyRecord:
     created = row.created_at
     revoked = row.revoked_at
@@ -153,6 +162,8 @@ def _record(row: sa.Row[tuple[object, ...]]) -> KeyRecord:
         name=row.name,
         role=row.role,
         created_at=created if created.tzinfo else created.replace(tzinfo=UTC),
+        org=row.org,
+        plan=row.plan,
         revoked_at=None
         if revoked is None
         else (revoked if revoked.tzinfo else revoked.replace(tzinfo=UTC)),

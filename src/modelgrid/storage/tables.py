@@ -6,6 +6,15 @@ import sqlalchemy as sa
 
 metadata = sa.MetaData()
 
+organisations = sa.Table(
+    "organisations",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("plan", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 api_keys = sa.Table(
     "api_keys",
     metadata,
@@ -16,4 +25,5 @@ api_keys = sa.Table(
     sa.Column("role", sa.String(16), nullable=False, server_default="user"),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("org_id", sa.String(32), sa.ForeignKey("organisations.id"), nullable=True),
 )
