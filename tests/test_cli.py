@@ -28,6 +28,16 @@ def test_keys_create_prints_the_key_alone_and_it_works(server: Server) -> None:
     assert client.models.list().data
 
 
+def test_keys_can_expire(server: Server) -> None:
+    key = server.cli("keys", "create", "--expires", "30d").stdout.strip()
+    rows = json.loads(server.cli("keys", "list", "--json").stdout)
+    row = next(r for r in rows if r["prefix"] == key[:11])
+    assert row["expires_at"] is not None and row["expires_at"] > row["created_at"]
+    for bad in ("yesterday", "2001-01-01"):
+        result = server.cli("keys", "create", "--expires", bad, check=False)
+        assert result.returncode != 0 and "--expires" in result.stderr
+
+
 def test_keys_list_shows_prefixes_never_keys(server: Server) -> None:
     key = server.cli("keys", "create", "--name", "listed").stdout.strip()
     table = server.cli("keys", "list").stdout

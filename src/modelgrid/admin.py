@@ -28,6 +28,9 @@ def key_card(record: KeyRecord) -> dict[str, Any]:
         "role": record.role,
         "created_at": record.created_at.isoformat(),
         "revoked_at": record.revoked_at.isoformat() if record.revoked_at else None,
+        "expires_at": record.expires_at.isoformat() if record.expires_at else None,
+        "org": record.org,
+        "plan": record.plan,
     }
 
 

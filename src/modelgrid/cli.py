@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -121,28 +122,53 @@ def _check_plan(settings: Settings, plan: str | None) -> None:
 @click.option("--name", default="", help="A label to recognise the key by.")
 @click.option("--org", help="The organisation the key belongs to (created if new).")
 @click.option("--plan", help="The organisation's plan (sets it; default for a new one: free).")
+@click.option("--expires", help="Lifetime (30d, 12h, 90m) or an ISO date; default: never.")
 @click.option("--admin", is_flag=True, help="An operator's admin key (no organisation, no plan).")
 def keys_create(
-    config: str | None, name: str, org: str | None, plan: str | None, admin: bool
+    config: str | None,
+    name: str,
+    org: str | None,
+    plan: str | None,
+    expires: str | None,
+    admin: bool,
 ) -> None:
     """Create a key and print it alone on stdout; it is never shown again."""
     if admin and (org or plan):
         raise click.ClickException("an admin key belongs to no organisation and no plan")
     if plan and not org:
         raise click.ClickException("--plan needs --org: plans belong to organisations")
+    expires_at = _expiry(expires) if expires else None
 
     async def action(keys: Any, orgs: Any, settings: Settings) -> str:
         _check_plan(settings, plan)
         org_id = None
         if org:
             org_id = (await orgs.ensure(org, plan, settings.default_plan)).id
-        key: str = await keys.create(name=name, role="admin" if admin else "user", org_id=org_id)
+        role = "admin" if admin else "user"
+        key: str = await keys.create(name=name, role=role, org_id=org_id, expires_at=expires_at)
         return key
 
     key = _run_store(config, action)
     who = "an admin key" if admin else f"a key for {org}" if org else "a key"
     click.echo(f"Created {who}; store it now, it is shown once.", err=True)
     click.echo(key)
+
+
+def _expiry(text: str) -> datetime:
+    """``30d``, ``12h`` or ``90m`` from now, or an ISO 8601 date or time (UTC unless it says)."""
+    units = {"d": 86400, "h": 3600, "m": 60}
+    if text[-1:] in units and text[:-1].isdigit():
+        return datetime.now(UTC) + timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.ClickException(
+            f"--expires {text!r}: use 30d, 12h, 90m or an ISO date"
+        ) from None
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    if when <= datetime.now(UTC):
+        raise click.ClickException(f"--expires {text!r} is in the past")
+    return when
 
 
 @keys.command("list")

@@ -134,3 +134,23 @@ async def test_organisations_carry_keys_and_plans(database_url: str) -> None:
         assert admin is not None and admin.org is None and admin.plan is None
     finally:
         await db.close()
+
+
+async def test_an_expired_key_is_refused_even_from_the_cache(database_url: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    db, store = await store_for(database_url, cache_seconds=60)
+    try:
+        soon = datetime.now(UTC) + timedelta(seconds=0.3)
+        key = await store.create(expires_at=soon)
+        never = await store.create()
+        record = await store.verify(key)
+        assert record is not None and record.expires_at is not None
+        assert abs((record.expires_at - soon).total_seconds()) < 0.01
+        await asyncio.sleep(0.35)  # just past the expiry, no longer
+        assert await store.verify(key) is None  # the cached record expired too
+        assert await store.verify(never) is not None
+        past = await store.create(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        assert await store.verify(past) is None
+    finally:
+        await db.close()

@@ -33,6 +33,10 @@ class KeyRecord:
     revoked_at: datetime | None
     org: str | None = None  # the organisation's name; None for the operator's keys
     plan: str | None = None  # the organisation's plan
+    expires_at: datetime | None = None
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
 
     @property
     def active(self) -> bool:
@@ -47,7 +51,12 @@ class KeyStore:
         self._pending: dict[str, asyncio.Future[KeyRecord | None]] = {}
 
     async def create(
-        self, name: str = "", role: Role = "user", key: str | None = None, org_id: str | None = None
+        self,
+        name: str = "",
+        role: Role = "user",
+        key: str | None = None,
+        org_id: str | None = None,
+        expires_at: datetime | None = None,
     ) -> str:
         """Store a new key and return it; this is the only time it exists in clear text."""
         key = key or new_key()
@@ -61,6 +70,7 @@ class KeyStore:
                     role=role,
                     created_at=datetime.now(UTC),
                     org_id=org_id,
+                    expires_at=expires_at,
                 )
             )
         return key
@@ -117,7 +127,8 @@ class KeyStore:
         digest = hash_key(key)
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+            record = cached[1]
+            return None if record.expired(datetime.now(UTC)) else record
         # One lookup per key at a time: when a busy key's cache entry expires, the requests
         # arriving meanwhile share that lookup instead of each queueing for the database.
         pending = self._pending.get(digest)
@@ -138,6 +149,8 @@ class KeyStore:
             self._cache.pop(digest, None)
             return None
         record = _record(row)
+        if record.expired(datetime.now(UTC)):
+            return None
         if self._cache_seconds > 0:
             if len(self._cache) > 10_000:
                 self._cache.clear()  # bounded: a cache, not a second key table
@@ -153,18 +166,22 @@ def _with_org() -> sa.Select[Any]:
     ).select_from(joined)
 
 
+def _utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; they were stored in UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
 def _record(row: sa.Row[tuple[object, ...]]) -> KeyRecord:
-    created = row.created_at
-    revoked = row.revoked_at
     return KeyRecord(
         id=row.id,
         prefix=row.prefix,
         name=row.name,
         role=row.role,
-        created_at=created if created.tzinfo else created.replace(tzinfo=UTC),
+        created_at=row.created_at.replace(tzinfo=row.created_at.tzinfo or UTC),
+        revoked_at=_utc(row.revoked_at),
         org=row.org,
         plan=row.plan,
-        revoked_at=None
-        if revoked is None
-        else (revoked if revoked.tzinfo else revoked.replace(tzinfo=UTC)),
+        expires_at=_utc(row.expires_at),
     )
