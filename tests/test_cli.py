@@ -172,6 +172,39 @@ def test_serve_with_several_workers(tmp_path: Path) -> None:
         assert "Traceback" not in multi.log()
 
 
+def test_admin_api_manages_organisations_and_plans(server: Server) -> None:
+    admin = {"Authorization": f"Bearer {server.admin_key}"}
+    url = f"{server.url}/admin/v1"
+    plans = httpx.get(f"{url}/plans", headers=admin).json()["data"]
+    assert {p["name"] for p in plans} >= {"free", "pro", "enterprise"}
+    assert next(p for p in plans if p["name"] == "free")["default"] is True
+    created = httpx.post(f"{url}/orgs", json={"name": "globex", "plan": "pro"}, headers=admin)
+    assert created.status_code == 201 and created.json()["plan"] == "pro"
+    key = httpx.post(
+        f"{url}/keys",
+        json={"name": "svc", "org": "globex", "expires_at": "2099-01-01T00:00:00Z"},
+        headers=admin,
+    ).json()
+    assert (key["org"], key["plan"], key["expires_at"][:4]) == ("globex", "pro", "2099")
+    orgs = httpx.get(f"{url}/orgs", headers=admin).json()["data"]
+    assert next(o for o in orgs if o["name"] == "globex")["keys"] == 1
+    for body, param in [
+        ({"name": "x", "plan": "gold"}, "plan"),
+        ({"name": ""}, "name"),
+    ]:
+        refused = httpx.post(f"{url}/orgs", json=body, headers=admin)
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == param
+    for body, param in [
+        ({"plan": "pro"}, "plan"),
+        ({"org": "globex", "expires_at": "2001-01-01"}, "expires_at"),
+        ({"org": "globex", "role": "admin"}, "org"),
+    ]:
+        refused = httpx.post(f"{url}/keys", json=body, headers=admin)
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == param
+    user = {"Authorization": f"Bearer {key['key']}"}
+    assert httpx.get(f"{url}/orgs", headers=user).status_code == 403
+
+
 @pytest.mark.postgres
 def test_serving_from_postgresql(tmp_path: Path, postgres_url: str) -> None:
     with run_server(tmp_path, MODELGRID_DATABASE_URL=postgres_url) as pg_server:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -10,14 +11,48 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .errors import InvalidRequest, NotFound
+from .gateway import Gateway
 from .routes import JSON, gateway_of, read_json, trace_of
 from .schemas import Body, parse
 from .storage.keys import KeyRecord
+from .storage.orgs import Organisation, OrgStore
 
 
 class CreateKey(Body):
     name: Annotated[str, Field(max_length=200)] = ""
     role: Annotated[str, Field(pattern="^(user|admin)$")] = "user"
+    org: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    plan: str | None = None
+    expires_at: str | None = None  # ISO 8601; UTC unless it says
+
+
+class CreateOrg(Body):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    plan: str | None = None
+
+
+def orgs_of(request: Request) -> OrgStore:
+    orgs: OrgStore = request.app.state.orgs
+    return orgs
+
+
+def _plan(gateway: Gateway, plan: str | None) -> str | None:
+    if plan is not None and plan not in gateway.plans:
+        raise InvalidRequest(f"No plan '{plan}'.", param="plan")
+    return plan
+
+
+def _expiry(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest("'expires_at' must be an ISO 8601 date.", param="expires_at") from None
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    if when <= datetime.now(UTC):
+        raise InvalidRequest("'expires_at' is in the past.", param="expires_at")
+    return when
 
 
 def key_card(record: KeyRecord) -> dict[str, Any]:
@@ -48,8 +83,17 @@ async def create_key(request: Request) -> Response:
         request.headers.get("authorization"), trace_of(request, "/admin/v1/keys")
     )
     body: CreateKey = parse(CreateKey, await read_json(request))
+    admin = body.role == "admin"
+    if admin and (body.org or body.plan):
+        raise InvalidRequest("An admin key belongs to no organisation and no plan.", param="org")
+    if body.plan and not body.org:
+        raise InvalidRequest("'plan' needs 'org': plans belong to organisations.", param="plan")
+    plan, expires_at = _plan(gateway, body.plan), _expiry(body.expires_at)
+    org_id = None
+    if body.org:
+        org_id = (await orgs_of(request).ensure(body.org, plan, gateway.default_plan)).id
     key = await gateway.keys.create(
-        name=body.name, role="admin" if body.role == "admin" else "user"
+        name=body.name, role="admin" if admin else "user", org_id=org_id, expires_at=expires_at
     )
     record = await gateway.keys.verify(key)
     assert record is not None
@@ -70,6 +114,42 @@ async def revoke_key(request: Request) -> Response:
     return JSON(key_card(revoked[0]))
 
 
+def org_card(org: Organisation) -> dict[str, Any]:
+    return {"id": org.id, "name": org.name, "plan": org.plan, "keys": org.keys}
+
+
+async def list_orgs(request: Request) -> Response:
+    gateway = gateway_of(request)
+    await gateway.authenticate_admin(
+        request.headers.get("authorization"), trace_of(request, "/admin/v1/orgs")
+    )
+    data = [org_card(o) for o in await orgs_of(request).list_all()]
+    return JSON({"object": "list", "data": data})
+
+
+async def create_org(request: Request) -> Response:
+    """Create an organisation, or move an existing one to another plan."""
+    gateway = gateway_of(request)
+    await gateway.authenticate_admin(
+        request.headers.get("authorization"), trace_of(request, "/admin/v1/orgs")
+    )
+    body: CreateOrg = parse(CreateOrg, await read_json(request))
+    org = await orgs_of(request).ensure(body.name, _plan(gateway, body.plan), gateway.default_plan)
+    return JSON(org_card(org), status_code=201)
+
+
+async def list_plans(request: Request) -> Response:
+    gateway = gateway_of(request)
+    await gateway.authenticate_admin(
+        request.headers.get("authorization"), trace_of(request, "/admin/v1/plans")
+    )
+    data = [
+        {"name": name, "default": name == gateway.default_plan, **plan.model_dump()}
+        for name, plan in gateway.plans.items()
+    ]
+    return JSON({"object": "list", "data": data})
+
+
 async def list_deployments(request: Request) -> Response:
     gateway = gateway_of(request)
     trace = trace_of(request, "/admin/v1/deployments")
@@ -88,6 +168,9 @@ async def list_deployments(request: Request) -> Response:
 
 routes = [
     Route("/admin/v1/deployments", list_deployments, methods=["GET"]),
+    Route("/admin/v1/orgs", list_orgs, methods=["GET"]),
+    Route("/admin/v1/orgs", create_org, methods=["POST"]),
+    Route("/admin/v1/plans", list_plans, methods=["GET"]),
     Route("/admin/v1/keys", list_keys, methods=["GET"]),
     Route("/admin/v1/keys", create_key, methods=["POST"]),
     Route("/admin/v1/keys/{key}", revoke_key, methods=["DELETE"]),

@@ -24,6 +24,7 @@ from .middleware import BodyLimitMiddleware, RequestMiddleware
 from .settings import Settings, load_settings
 from .storage.database import Database
 from .storage.keys import KeyStore
+from .storage.orgs import OrgStore
 
 log = logging.getLogger("modelgrid.server")
 
@@ -90,6 +91,7 @@ def create_app(settings: Settings) -> Starlette:
     )
     app.state.settings = settings
     app.state.gateway = gateway
+    app.state.orgs = OrgStore(db)
     return app
 
 
