@@ -205,6 +205,28 @@ def test_admin_api_manages_organisations_and_plans(server: Server) -> None:
     assert httpx.get(f"{url}/orgs", headers=user).status_code == 403
 
 
+def test_an_organisations_admin_manages_its_own_keys_only(server: Server) -> None:
+    url = f"{server.url}/admin/v1/keys"
+    boss = server.cli("keys", "create", "--org", "initech", "--org-admin").stdout.strip()
+    outsider = server.cli("keys", "create", "--org", "umbrella").stdout.strip()
+    headers = {"Authorization": f"Bearer {boss}"}
+    made = httpx.post(url, json={"name": "worker"}, headers=headers)
+    assert made.status_code == 201 and made.json()["org"] == "initech"
+    assert made.json()["role"] == "user"
+    listed = httpx.get(url, headers=headers).json()["data"]
+    assert {k["org"] for k in listed} == {"initech"} and len(listed) == 2
+    assert httpx.delete(f"{url}/{outsider[:11]}", headers=headers).status_code == 404
+    assert httpx.delete(f"{url}/{made.json()['prefix']}", headers=headers).status_code == 200
+    for body in ({"org": "umbrella"}, {"role": "admin"}, {"plan": "enterprise"}):
+        assert httpx.post(url, json=body, headers=headers).status_code == 403
+    assert httpx.get(f"{server.url}/admin/v1/orgs", headers=headers).status_code == 403
+    assert httpx.get(f"{server.url}/admin/v1/deployments", headers=headers).status_code == 403
+    # it calls the API like any key of its organisation
+    assert httpx.get(f"{server.base_url}/models", headers=headers).status_code == 200
+    bad = server.cli("keys", "create", "--org-admin", check=False)
+    assert bad.returncode != 0 and "--org" in bad.stderr
+
+
 @pytest.mark.postgres
 def test_serving_from_postgresql(tmp_path: Path, postgres_url: str) -> None:
     with run_server(tmp_path, MODELGRID_DATABASE_URL=postgres_url) as pg_server:

@@ -10,17 +10,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .errors import InvalidRequest, NotFound
+from .errors import InvalidRequest, NotFound, PermissionDenied
 from .gateway import Gateway
 from .routes import JSON, gateway_of, read_json, trace_of
 from .schemas import Body, parse
-from .storage.keys import KeyRecord
+from .storage.keys import KeyRecord, Role
 from .storage.orgs import Organisation, OrgStore
 
 
 class CreateKey(Body):
     name: Annotated[str, Field(max_length=200)] = ""
-    role: Annotated[str, Field(pattern="^(user|admin)$")] = "user"
+    role: Annotated[str, Field(pattern="^(user|org_admin|admin)$")] = "user"
     org: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     plan: str | None = None
     expires_at: str | None = None  # ISO 8601; UTC unless it says
@@ -70,19 +70,31 @@ def key_card(record: KeyRecord) -> dict[str, Any]:
 
 
 async def list_keys(request: Request) -> Response:
+    """All keys for the operator; its own organisation's for an organisation's admin."""
     gateway = gateway_of(request)
-    await gateway.authenticate_admin(
-        request.headers.get("authorization"), trace_of(request, "/admin/v1/keys")
+    caller = await gateway.authenticate_admin(
+        request.headers.get("authorization"), trace_of(request, "/admin/v1/keys"), True
     )
-    return JSON({"object": "list", "data": [key_card(k) for k in await gateway.keys.list_all()]})
+    keys = await gateway.keys.list_all(_scope(caller))
+    return JSON({"object": "list", "data": [key_card(k) for k in keys]})
+
+
+def _scope(caller: KeyRecord) -> str | None:
+    """The organisation an admin key is kept to: None for the operator's."""
+    return None if caller.role == "admin" else caller.org_id
 
 
 async def create_key(request: Request) -> Response:
     gateway = gateway_of(request)
-    await gateway.authenticate_admin(
-        request.headers.get("authorization"), trace_of(request, "/admin/v1/keys")
+    caller = await gateway.authenticate_admin(
+        request.headers.get("authorization"), trace_of(request, "/admin/v1/keys"), True
     )
     body: CreateKey = parse(CreateKey, await read_json(request))
+    if caller.role == "org_admin":
+        # an organisation's admin makes keys for its own organisation, on the plan it has
+        if body.role == "admin" or body.plan or (body.org and body.org != caller.org):
+            raise PermissionDenied("An organisation's admin key manages its own keys only.")
+        body = body.model_copy(update={"org": caller.org})
     admin = body.role == "admin"
     if admin and (body.org or body.plan):
         raise InvalidRequest("An admin key belongs to no organisation and no plan.", param="org")
@@ -92,9 +104,10 @@ async def create_key(request: Request) -> Response:
     org_id = None
     if body.org:
         org_id = (await orgs_of(request).ensure(body.org, plan, gateway.default_plan)).id
-    key = await gateway.keys.create(
-        name=body.name, role="admin" if admin else "user", org_id=org_id, expires_at=expires_at
-    )
+    if body.role == "org_admin" and org_id is None:
+        raise InvalidRequest("An organisation's admin key needs 'org'.", param="org")
+    role: Role = "admin" if admin else "org_admin" if body.role == "org_admin" else "user"
+    key = await gateway.keys.create(name=body.name, role=role, org_id=org_id, expires_at=expires_at)
     record = await gateway.keys.verify(key)
     assert record is not None
     return JSON({**key_card(record), "key": key}, status_code=201)
@@ -102,11 +115,11 @@ async def create_key(request: Request) -> Response:
 
 async def revoke_key(request: Request) -> Response:
     gateway = gateway_of(request)
-    await gateway.authenticate_admin(
-        request.headers.get("authorization"), trace_of(request, "/admin/v1/keys/{key}")
+    caller = await gateway.authenticate_admin(
+        request.headers.get("authorization"), trace_of(request, "/admin/v1/keys/{key}"), True
     )
     try:
-        revoked = await gateway.keys.revoke(request.path_params["key"])
+        revoked = await gateway.keys.revoke(request.path_params["key"], _scope(caller))
     except LookupError as exc:
         raise InvalidRequest(str(exc), param="key") from None
     if not revoked:

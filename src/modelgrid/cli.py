@@ -123,6 +123,7 @@ def _check_plan(settings: Settings, plan: str | None) -> None:
 @click.option("--org", help="The organisation the key belongs to (created if new).")
 @click.option("--plan", help="The organisation's plan (sets it; default for a new one: free).")
 @click.option("--expires", help="Lifetime (30d, 12h, 90m) or an ISO date; default: never.")
+@click.option("--org-admin", is_flag=True, help="Manages its organisation's keys (needs --org).")
 @click.option("--admin", is_flag=True, help="An operator's admin key (no organisation, no plan).")
 def keys_create(
     config: str | None,
@@ -130,6 +131,7 @@ def keys_create(
     org: str | None,
     plan: str | None,
     expires: str | None,
+    org_admin: bool,
     admin: bool,
 ) -> None:
     """Create a key and print it alone on stdout; it is never shown again."""
@@ -137,6 +139,8 @@ def keys_create(
         raise click.ClickException("an admin key belongs to no organisation and no plan")
     if plan and not org:
         raise click.ClickException("--plan needs --org: plans belong to organisations")
+    if org_admin and (admin or not org):
+        raise click.ClickException("--org-admin needs --org (and is not an operator's key)")
     expires_at = _expiry(expires) if expires else None
 
     async def action(keys: Any, orgs: Any, settings: Settings) -> str:
@@ -144,7 +148,7 @@ def keys_create(
         org_id = None
         if org:
             org_id = (await orgs.ensure(org, plan, settings.default_plan)).id
-        role = "admin" if admin else "user"
+        role = "admin" if admin else "org_admin" if org_admin else "user"
         key: str = await keys.create(name=name, role=role, org_id=org_id, expires_at=expires_at)
         return key
 
@@ -186,14 +190,14 @@ def keys_list(config: str | None, as_json: bool) -> None:
         click.echo(orjson.dumps([key_card(r) for r in records]).decode())
         return
     click.echo(
-        f"{'ID':32}  {'PREFIX':11}  {'ROLE':5}  {'STATUS':7}  {'CREATED':19}  {'ORG':16}  NAME"
+        f"{'ID':32}  {'PREFIX':11}  {'ROLE':9}  {'STATUS':7}  {'CREATED':19}  {'ORG':16}  NAME"
     )
     for r in records:
         status = "active" if r.active else "revoked"
         created = r.created_at.strftime("%Y-%m-%d %H:%M:%S")
         org = r.org or "-"
         click.echo(
-            f"{r.id:32}  {r.prefix:11}  {r.role:5}  {status:7}  {created:19}  {org:16}  {r.name}"
+            f"{r.id:32}  {r.prefix:11}  {r.role:9}  {status:7}  {created:19}  {org:16}  {r.name}"
         )
 
 

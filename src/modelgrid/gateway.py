@@ -67,11 +67,17 @@ class Gateway:
         trace.key_prefix = record.prefix
         return record
 
-    async def authenticate_admin(self, authorization: str | None, trace: Trace) -> KeyRecord:
+    async def authenticate_admin(
+        self, authorization: str | None, trace: Trace, org_admin_too: bool = False
+    ) -> KeyRecord:
+        """The operator's admin key; with ``org_admin_too``, an organisation's admin key as
+        well (the handler then keeps it to its own organisation)."""
         record = await self.authenticate(authorization, trace)
-        if record.role != "admin":
-            raise PermissionDenied("This endpoint needs an admin key.")
-        return record
+        if record.role == "admin" or (
+            org_admin_too and record.role == "org_admin" and record.org_id is not None
+        ):
+            return record
+        raise PermissionDenied("This endpoint needs an admin key.")
 
     def plan_of(self, caller: KeyRecord) -> PlanSettings | None:
         """The caller's plan; None for the operator's admin keys, which no plan limits."""

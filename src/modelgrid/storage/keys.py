@@ -20,7 +20,9 @@ from ..keys import hash_key, new_key, public_prefix
 from .database import Database
 from .tables import api_keys, organisations
 
-Role = Literal["user", "admin"]
+# admin: the operator's, over everything; org_admin: manages its own organisation's keys;
+# user: calls the API.
+Role = Literal["user", "org_admin", "admin"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,7 @@ class KeyRecord:
     role: Role
     created_at: datetime
     revoked_at: datetime | None
+    org_id: str | None = None
     org: str | None = None  # the organisation's name; None for the operator's keys
     plan: str | None = None  # the organisation's plan
     expires_at: datetime | None = None
@@ -99,14 +102,20 @@ class KeyStore:
         async with self._db.engine.connect() as conn:
             return bool((await conn.execute(query)).scalar_one())
 
-    async def list_all(self) -> list[KeyRecord]:
+    async def list_all(self, org_id: str | None = None) -> list[KeyRecord]:
+        """Every key, or one organisation's."""
+        query = _with_org().order_by(api_keys.c.created_at)
+        if org_id is not None:
+            query = query.where(api_keys.c.org_id == org_id)
         async with self._db.engine.connect() as conn:
-            rows = await conn.execute(_with_org().order_by(api_keys.c.created_at))
-            return [_record(row) for row in rows]
+            return [_record(row) for row in await conn.execute(query)]
 
-    async def revoke(self, ident: str) -> list[KeyRecord]:
-        """Revoke the key with this id or public prefix; return what was revoked."""
+    async def revoke(self, ident: str, org_id: str | None = None) -> list[KeyRecord]:
+        """Revoke the key with this id or public prefix (within one organisation, when
+        ``org_id`` is given); return what was revoked."""
         match = sa.or_(api_keys.c.id == ident, api_keys.c.prefix == ident)
+        if org_id is not None:
+            match = sa.and_(match, api_keys.c.org_id == org_id)
         async with self._db.engine.begin() as conn:
             rows = (
                 await conn.execute(_with_org().where(match, api_keys.c.revoked_at.is_(None)))
@@ -181,6 +190,7 @@ def _record(row: sa.Row[tuple[object, ...]]) -> KeyRecord:
         role=row.role,
         created_at=row.created_at.replace(tzinfo=row.created_at.tzinfo or UTC),
         revoked_at=_utc(row.revoked_at),
+        org_id=row.org_id,
         org=row.org,
         plan=row.plan,
         expires_at=_utc(row.expires_at),
