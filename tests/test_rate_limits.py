@@ -42,7 +42,10 @@ def test_requests_per_minute_per_key_in_one_process(tmp_path: Path) -> None:
         assert third.headers["x-ratelimit-remaining-requests"] == "0"
         assert ask(server, server.admin_key).status_code == 200  # the operator is not limited
         other = server.cli("keys", "create").stdout.strip()
-        assert ask(server, other).status_code == 200  # limits are per key
+        assert ask(server, other).status_code == 200  # a lone key is its own account
+        # an organisation's keys share its limit, as OpenAI counts per organisation
+        team = [server.cli("keys", "create", "--org", "acme").stdout.strip() for _ in range(2)]
+        assert [ask(server, k).status_code for k in (team[0], team[1], team[0])] == [200, 200, 429]
 
 
 def test_limit_holds_across_replicas_sharing_redis(tmp_path: Path, redis_url: str) -> None:

@@ -91,8 +91,8 @@ class Gateway:
         return plan is None or plan.allows(entry.id)
 
     async def admit(self, caller: KeyRecord, entry: Entry, trace: Trace) -> None:
-        """The caller's plan: its models (others look unknown), then its rate limit, per key
-        and shared by every replica when Redis holds it."""
+        """The caller's plan: its models (others look unknown), then its rate limit, per
+        organisation (as OpenAI counts) and shared by every replica when Redis holds it."""
         plan = self.plan_of(caller)
         if plan is None:
             return
@@ -101,7 +101,7 @@ class Gateway:
         limit = plan.requests_per_minute
         if not limit:
             return
-        decision = await self.limiter.hit(f"key:{caller.id}:rpm", limit)
+        decision = await self.limiter.hit(f"{_account(caller)}:rpm", limit)
         trace.headers += [
             (b"x-ratelimit-limit-requests", str(limit).encode()),
             (b"x-ratelimit-remaining-requests", str(decision.remaining).encode()),
@@ -248,6 +248,11 @@ class _Call:
 
     def counts_prompt(self, index: int) -> bool:
         return index % self.per_prompt == 0
+
+
+def _account(caller: KeyRecord) -> str:
+    """Whose limits a request counts against: its organisation's, or a lone key's own."""
+    return f"org:{caller.org_id}" if caller.org_id else f"key:{caller.id}"
 
 
 def _meter(call: _Call, index: int, piece: Piece, counted: int) -> int:

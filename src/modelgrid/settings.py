@@ -108,7 +108,7 @@ class PlanSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     models: list[str] = Field(default_factory=lambda: ["*"])  # model ids; "*": every model
-    requests_per_minute: int = Field(0, ge=0)  # per key; 0: no limit
+    requests_per_minute: int = Field(0, ge=0)  # per organisation (or lone key); 0: no limit
 
     def allows(self, model_id: str) -> bool:
         return "*" in self.models or model_id in self.models
