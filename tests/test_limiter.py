@@ -42,3 +42,25 @@ async def test_replicas_sharing_redis_share_the_limit(redis_url: str) -> None:
     finally:
         for replica in replicas:
             await replica.close()
+
+
+async def test_concurrency_slots_are_taken_and_handed_back(limiter: Limiter) -> None:
+    try:
+        tokens = await asyncio.gather(*(limiter.acquire("c", 3) for _ in range(10)))
+        held = [t for t in tokens if t is not None]
+        assert len(held) == 3
+        await limiter.release("c", held[0])
+        assert await limiter.acquire("c", 3) is not None
+        assert await limiter.acquire("c", 3) is None
+    finally:
+        await limiter.close()
+
+
+async def test_a_lease_not_handed_back_expires(limiter: Limiter) -> None:
+    try:
+        assert await limiter.acquire("lost", 1, lease=0.2) is not None
+        assert await limiter.acquire("lost", 1, lease=0.2) is None
+        await asyncio.sleep(0.25)  # the lease, and no longer
+        assert await limiter.acquire("lost", 1, lease=0.2) is not None
+    finally:
+        await limiter.close()

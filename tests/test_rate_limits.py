@@ -48,6 +48,26 @@ def test_requests_per_minute_per_key_in_one_process(tmp_path: Path) -> None:
         assert [ask(server, k).status_code for k in (team[0], team[1], team[0])] == [200, 200, 429]
 
 
+def test_concurrent_requests_per_organisation(tmp_path: Path) -> None:
+    config = CONFIG + "[plans.free]\nmax_concurrency = 1\n"
+    with run_server(tmp_path, config) as server:
+        key = server.cli("keys", "create", "--org", "acme").stdout.strip()
+        long = {**BODY, "max_tokens": 300, "stream": True}
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.stream(
+            "POST", f"{server.base_url}/chat/completions", json=long, headers=headers
+        ) as r:
+            lines = r.iter_lines()  # kept: a dropped iterator would close the connection
+            next(lines)  # the stream has begun: the organisation's one slot is taken
+            busy = ask(server, key)
+            assert busy.status_code == 429 and busy.headers["retry-after"] == "1"
+            assert "at once" in busy.json()["error"]["message"]
+            for _ in lines:  # read it to the end: the slot is handed back then
+                pass
+        assert ask(server, key).status_code == 200
+        assert ask(server, server.admin_key).status_code == 200
+
+
 def test_limit_holds_across_replicas_sharing_redis(tmp_path: Path, redis_url: str) -> None:
     def replica(name: str) -> AbstractContextManager[Server]:
         return run_server(

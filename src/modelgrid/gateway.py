@@ -91,17 +91,36 @@ class Gateway:
         return plan is None or plan.allows(entry.id)
 
     async def admit(self, caller: KeyRecord, entry: Entry, trace: Trace) -> None:
-        """The caller's plan: its models (others look unknown), then its rate limit, per
-        organisation (as OpenAI counts) and shared by every replica when Redis holds it."""
+        """The caller's plan: its models (others look unknown), its rate limit and its
+        concurrency limit, per organisation (as OpenAI counts) and shared by every replica when
+        Redis holds them. A concurrency slot is held until the response has ended."""
         plan = self.plan_of(caller)
         if plan is None:
             return
         if not plan.allows(entry.id):
             raise model_not_found(entry.id)
-        limit = plan.requests_per_minute
-        if not limit:
-            return
-        decision = await self.limiter.hit(f"{_account(caller)}:rpm", limit)
+        account = _account(caller)
+        if plan.requests_per_minute:
+            await self._rate(account, plan.requests_per_minute, trace)
+        if plan.max_concurrency:
+            await self._hold_slot(account, plan.max_concurrency, trace)
+
+    async def _hold_slot(self, account: str, limit: int, trace: Trace) -> None:
+        key = f"{account}:concurrency"
+        token = await self.limiter.acquire(key, limit)
+        if token is None:
+            raise RateLimited(
+                f"Too many requests at once: {limit} in flight is this plan's limit.",
+                headers={"Retry-After": "1"},
+            )
+
+        async def release() -> None:
+            await self.limiter.release(key, token)
+
+        trace.releases.append(release)
+
+    async def _rate(self, account: str, limit: int, trace: Trace) -> None:
+        decision = await self.limiter.hit(f"{account}:rpm", limit)
         trace.headers += [
             (b"x-ratelimit-limit-requests", str(limit).encode()),
             (b"x-ratelimit-remaining-requests", str(decision.remaining).encode()),

@@ -7,6 +7,7 @@ state is one atomic step however many replicas race for it.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import Protocol
 
@@ -33,8 +34,32 @@ return {1, remaining, 0, new_tat - now}
 """
 
 
+# Concurrency slots are leases: a replica that dies mid-request cannot hand its slots back, so
+# each expires on its own after the longest a request may take.
+LEASE_SECONDS = 900.0
+
+# A sorted set of lease tokens scored by expiry: drop the expired, then take a slot if one is
+# free; all in one step however many replicas race for it.
+_ACQUIRE_LUA = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+return 1
+"""
+
+
 class Limiter(Protocol):
     async def hit(self, key: str, limit: int, period: float = 60.0) -> Decision: ...
+
+    async def acquire(self, key: str, limit: int, lease: float = LEASE_SECONDS) -> str | None:
+        """A slot among ``limit`` concurrent ones (a token to release), or None when full."""
+
+    async def release(self, key: str, token: str) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -45,6 +70,7 @@ class MemoryLimiter:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._tat: dict[str, float] = {}
+        self._leases: dict[str, dict[str, float]] = {}  # key -> token -> expiry
         self._clock = clock
 
     async def hit(self, key: str, limit: int, period: float = 60.0) -> Decision:
@@ -54,6 +80,24 @@ class MemoryLimiter:
         if len(self._tat) > 100_000:  # forget keys whose state has fully decayed
             self._tat = {k: v for k, v in self._tat.items() if v > now}
         return decision
+
+    async def acquire(self, key: str, limit: int, lease: float = LEASE_SECONDS) -> str | None:
+        now = self._clock()
+        held = {t: e for t, e in self._leases.get(key, {}).items() if e > now}
+        if len(held) >= limit:
+            self._leases[key] = held
+            return None
+        token = uuid.uuid4().hex
+        held[token] = now + lease
+        self._leases[key] = held
+        return token
+
+    async def release(self, key: str, token: str) -> None:
+        held = self._leases.get(key)
+        if held is not None:
+            held.pop(token, None)
+            if not held:
+                del self._leases[key]
 
     async def close(self) -> None:
         pass
@@ -65,6 +109,7 @@ class RedisLimiter:
 
         self._redis = redis.from_url(url)
         self._script = self._redis.register_script(_GCRA_LUA)
+        self._acquire = self._redis.register_script(_ACQUIRE_LUA)
         self._prefix = prefix
 
     async def hit(self, key: str, limit: int, period: float = 60.0) -> Decision:
@@ -72,6 +117,15 @@ class RedisLimiter:
             keys=[self._prefix + key], args=[limit, int(period * 1000)]
         )
         return Decision(bool(allowed), limit, int(remaining), retry_ms / 1000, reset_ms / 1000)
+
+    async def acquire(self, key: str, limit: int, lease: float = LEASE_SECONDS) -> str | None:
+        token = uuid.uuid4().hex
+        args: list[int | str] = [limit, int(lease * 1000), token]
+        granted = await self._acquire(keys=[self._prefix + key], args=args)
+        return token if granted else None
+
+    async def release(self, key: str, token: str) -> None:
+        await self._redis.zrem(self._prefix + key, token)
 
     async def close(self) -> None:
         await self._redis.aclose()

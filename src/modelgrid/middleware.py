@@ -61,6 +61,11 @@ class RequestMiddleware:
                 )
                 await _send_error(send_with_id, error)
         finally:
+            for release in trace.releases:
+                try:
+                    await release()
+                except Exception:  # a lease that cannot be handed back expires on its own
+                    log.exception("release failed", extra={"request_id": request_id})
             seconds = time.perf_counter() - trace.started
             self.metrics.observe_request(trace, seconds)
             self.access_log.write(trace, seconds)

@@ -109,6 +109,7 @@ class PlanSettings(BaseModel):
 
     models: list[str] = Field(default_factory=lambda: ["*"])  # model ids; "*": every model
     requests_per_minute: int = Field(0, ge=0)  # per organisation (or lone key); 0: no limit
+    max_concurrency: int = Field(0, ge=0)  # requests in flight at once, likewise; 0: no limit
 
     def allows(self, model_id: str) -> bool:
         return "*" in self.models or model_id in self.models
@@ -117,8 +118,8 @@ class PlanSettings(BaseModel):
 # The built-in plans; an operator's [plans.<name>] table of the same name replaces one.
 # The free tier's rate is OpenRouter's for its free models.
 BUILTIN_PLANS = {
-    "free": PlanSettings(requests_per_minute=20),
-    "pro": PlanSettings(requests_per_minute=600),
+    "free": PlanSettings(requests_per_minute=20, max_concurrency=2),
+    "pro": PlanSettings(requests_per_minute=600, max_concurrency=32),
     "enterprise": PlanSettings(),
 }
 

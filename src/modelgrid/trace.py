@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 
@@ -27,6 +28,9 @@ class Trace:
     first_token_at: float | None = None
     status: int = 0
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)  # added to the response
+    # What the request holds until its response has ended, streamed or not (a concurrency
+    # slot); the middleware runs these last, whatever happened.
+    releases: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     outcome: str = "ok"  # ok, cancelled (the client went away), error, or an error code
 
     def mark_first_token(self) -> None:
