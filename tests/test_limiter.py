@@ -64,3 +64,11 @@ async def test_a_lease_not_handed_back_expires(limiter: Limiter) -> None:
         assert await limiter.acquire("lost", 1, lease=0.2) is not None
     finally:
         await limiter.close()
+
+
+async def test_costs_are_counted_atomically(limiter: Limiter) -> None:
+    try:
+        decisions = await asyncio.gather(*(limiter.hit("t", 100, cost=30) for _ in range(10)))
+        assert sum(d.allowed for d in decisions) == 3  # 90 of 100; a fourth would make 120
+    finally:
+        await limiter.close()

@@ -68,6 +68,32 @@ def test_concurrent_requests_per_organisation(tmp_path: Path) -> None:
         assert ask(server, server.admin_key).status_code == 200
 
 
+def test_tokens_per_minute_count_the_prompt_and_the_most_the_answer_may_take(
+    tmp_path: Path,
+) -> None:
+    with run_server(tmp_path, CONFIG, MODELGRID_PLANS__FREE__TOKENS_PER_MINUTE="100") as server:
+        key = server.cli("keys", "create").stdout.strip()
+        headers = {"Authorization": f"Bearer {key}"}
+        small = {**BODY, "max_tokens": 5}
+        first = httpx.post(f"{server.base_url}/chat/completions", json=small, headers=headers)
+        assert first.status_code == 200
+        cost = first.json()["usage"]["prompt_tokens"] + 5  # counted before generation
+        assert first.headers["x-ratelimit-limit-tokens"] == "100"
+        assert int(first.headers["x-ratelimit-remaining-tokens"]) == 100 - cost
+        statuses = [
+            httpx.post(
+                f"{server.base_url}/chat/completions", json=small, headers=headers
+            ).status_code
+            for _ in range(100 // cost)
+        ]
+        assert statuses[-1] == 429 and statuses.count(200) == 100 // cost - 1
+        big = httpx.post(
+            f"{server.base_url}/chat/completions", json={**BODY, "max_tokens": 200}, headers=headers
+        )
+        assert big.status_code == 429 and big.json()["error"]["param"] == "max_tokens"
+        assert "Request too large" in big.json()["error"]["message"]
+
+
 def test_limit_holds_across_replicas_sharing_redis(tmp_path: Path, redis_url: str) -> None:
     def replica(name: str) -> AbstractContextManager[Server]:
         return run_server(

@@ -28,3 +28,12 @@ def test_idle_time_restores_the_burst_but_no_more() -> None:
     _, tat = gcra(0.0, 0.0, limit=5, period=60)
     decision, _ = gcra(tat, 1_000.0, limit=5, period=60)
     assert decision.allowed and decision.remaining == 4
+
+
+def test_a_cost_counts_as_that_many_requests() -> None:
+    decision, tat = gcra(0.0, 0.0, limit=100, period=60, cost=40)
+    assert decision.allowed and decision.remaining == 60
+    decision, tat = gcra(tat, 0.0, limit=100, period=60, cost=40)
+    assert decision.allowed and decision.remaining == 20
+    refused, _ = gcra(tat, 0.0, limit=100, period=60, cost=40)
+    assert not refused.allowed and refused.retry_after == pytest.approx(12.0)  # 20 tokens' worth

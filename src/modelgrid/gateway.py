@@ -105,6 +105,33 @@ class Gateway:
         if plan.max_concurrency:
             await self._hold_slot(account, plan.max_concurrency, trace)
 
+    async def admit_tokens(self, caller: KeyRecord, prepared: list[Prepared], trace: Trace) -> None:
+        """Tokens per minute, once the prompt is counted: the prompt plus every choice's most."""
+        plan = self.plan_of(caller)
+        if plan is None or not plan.tokens_per_minute:
+            return
+        limit = plan.tokens_per_minute
+        cost = trace.tokens_in + sum(p.max_tokens for p in prepared)
+        if cost > limit:
+            raise RateLimited(
+                f"Request too large: it may take {cost} tokens (prompt and max_tokens), more than "
+                f"this plan's {limit} tokens per minute. Lower max_tokens or shorten the prompt.",
+                param="max_tokens",
+            )
+        decision = await self.limiter.hit(f"{_account(caller)}:tpm", limit, cost=cost)
+        trace.headers += [
+            (b"x-ratelimit-limit-tokens", str(limit).encode()),
+            (b"x-ratelimit-remaining-tokens", str(decision.remaining).encode()),
+            (b"x-ratelimit-reset-tokens", f"{decision.reset_after:.3f}s".encode()),
+        ]
+        if not decision.allowed:
+            raise RateLimited(
+                f"Rate limit reached: {limit} tokens per minute for this plan; this request may "
+                f"take {cost}. Retry in {decision.retry_after:.1f}s.",
+                code="rate_limit_exceeded",
+                headers={"Retry-After": str(math.ceil(decision.retry_after))},
+            )
+
     async def _hold_slot(self, account: str, limit: int, trace: Trace) -> None:
         key = f"{account}:concurrency"
         token = await self.limiter.acquire(key, limit)
@@ -139,6 +166,7 @@ class Gateway:
         requests = chat_requests(body, entry.settings)
         prepared = [await entry.engine.prepare(r) for r in requests]
         trace.tokens_in = prepared[0].prompt_tokens  # one prompt, however many choices
+        await self.admit_tokens(caller, prepared, trace)
         call = _Call(
             entry,
             ChatFormat(f"chatcmpl-{trace.uid}", entry.id, body.logprobs),
@@ -156,6 +184,7 @@ class Gateway:
         pairs = text_requests(body, entry.settings)
         prepared = [await entry.engine.prepare(r) for _, r in pairs]
         trace.tokens_in = sum(p.prompt_tokens for p in prepared[:: body.n])  # once per prompt
+        await self.admit_tokens(caller, prepared, trace)
         call = _Call(
             entry,
             TextFormat(f"cmpl-{trace.uid}", entry.id, body.logprobs is not None),

@@ -20,10 +20,11 @@ local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local limit = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
 local interval = period / limit
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
-local new_tat = tat + interval
+local new_tat = tat + interval * cost
 local allow_at = new_tat - period
 if allow_at > now then
   return {0, 0, allow_at - now, tat - now}
@@ -54,7 +55,8 @@ return 1
 
 
 class Limiter(Protocol):
-    async def hit(self, key: str, limit: int, period: float = 60.0) -> Decision: ...
+    async def hit(self, key: str, limit: int, period: float = 60.0, cost: int = 1) -> Decision:
+        """Count ``cost`` units (a request, or its tokens) against ``limit`` per ``period``."""
 
     async def acquire(self, key: str, limit: int, lease: float = LEASE_SECONDS) -> str | None:
         """A slot among ``limit`` concurrent ones (a token to release), or None when full."""
@@ -73,9 +75,9 @@ class MemoryLimiter:
         self._leases: dict[str, dict[str, float]] = {}  # key -> token -> expiry
         self._clock = clock
 
-    async def hit(self, key: str, limit: int, period: float = 60.0) -> Decision:
+    async def hit(self, key: str, limit: int, period: float = 60.0, cost: int = 1) -> Decision:
         now = self._clock()
-        decision, tat = gcra(self._tat.get(key, now), now, limit, period)
+        decision, tat = gcra(self._tat.get(key, now), now, limit, period, cost)
         self._tat[key] = tat
         if len(self._tat) > 100_000:  # forget keys whose state has fully decayed
             self._tat = {k: v for k, v in self._tat.items() if v > now}
@@ -112,9 +114,9 @@ class RedisLimiter:
         self._acquire = self._redis.register_script(_ACQUIRE_LUA)
         self._prefix = prefix
 
-    async def hit(self, key: str, limit: int, period: float = 60.0) -> Decision:
+    async def hit(self, key: str, limit: int, period: float = 60.0, cost: int = 1) -> Decision:
         allowed, remaining, retry_ms, reset_ms = await self._script(
-            keys=[self._prefix + key], args=[limit, int(period * 1000)]
+            keys=[self._prefix + key], args=[limit, int(period * 1000), cost]
         )
         return Decision(bool(allowed), limit, int(remaining), retry_ms / 1000, reset_ms / 1000)
 

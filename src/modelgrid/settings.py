@@ -110,6 +110,9 @@ class PlanSettings(BaseModel):
     models: list[str] = Field(default_factory=lambda: ["*"])  # model ids; "*": every model
     requests_per_minute: int = Field(0, ge=0)  # per organisation (or lone key); 0: no limit
     max_concurrency: int = Field(0, ge=0)  # requests in flight at once, likewise; 0: no limit
+    # Tokens per minute, likewise, counted at admission as OpenAI does: the prompt plus the
+    # most the completion may take (max_tokens, or what the context leaves); 0: no limit.
+    tokens_per_minute: int = Field(0, ge=0)
 
     def allows(self, model_id: str) -> bool:
         return "*" in self.models or model_id in self.models
@@ -118,8 +121,8 @@ class PlanSettings(BaseModel):
 # The built-in plans; an operator's [plans.<name>] table of the same name replaces one.
 # The free tier's rate is OpenRouter's for its free models.
 BUILTIN_PLANS = {
-    "free": PlanSettings(requests_per_minute=20, max_concurrency=2),
-    "pro": PlanSettings(requests_per_minute=600, max_concurrency=32),
+    "free": PlanSettings(requests_per_minute=20, max_concurrency=2, tokens_per_minute=40_000),
+    "pro": PlanSettings(requests_per_minute=600, max_concurrency=32, tokens_per_minute=2_000_000),
     "enterprise": PlanSettings(),
 }
 
