@@ -243,9 +243,8 @@ class ModelGrid(Target):
     def start(self, upstream: str, workdir: Path) -> str:
         config = workdir / "modelgrid.toml"
         # A JSON string is a TOML basic string. Every step that exists runs: the access log
-        # (info), and a plan's request, token and concurrency limits, set too high to refuse, for a
-        # user key
-        # (the operator's admin key is exempt, so the load uses a key of its own).
+        # (info), and a plan's request, token and concurrency limits, set too high to refuse,
+        # for a user key (the operator's admin key is exempt, so the load uses one of its own).
         config.write_text(
             f'host = "127.0.0.1"\ndata_dir = {json.dumps(str(workdir / "data"))}\n'
             f'log_level = "info"\n[plans.free]\nrequests_per_minute = 1000000000\n'
