@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
+from modelgrid.admission import Admission
 from modelgrid.catalogue import Catalogue, Entry
 from modelgrid.errors import AuthenticationFailed, ModelNotFound
 from modelgrid.gateway import Gateway
@@ -42,7 +43,7 @@ async def make(db: Database, engine: FakeEngine) -> tuple[Gateway, KeyRecord]:
     settings = ModelSettings.model_validate({"engine": "llama_cpp"})
     router = Router("fake", settings, [Deployment(engine, new_state("fake", 1, 5, 1), "fake", "-")])
     catalogue = Catalogue([Entry("fake", router, settings)])
-    gateway = Gateway(keys, catalogue, Metrics(), MemoryLimiter(), BUILTIN_PLANS, "free")
+    gateway = Gateway(keys, catalogue, Metrics(), Admission(MemoryLimiter(), BUILTIN_PLANS, "free"))
     record = await gateway.authenticate(f"Bearer {key}", Trace("r", "POST", "/"))
     return gateway, record
 

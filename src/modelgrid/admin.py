@@ -37,7 +37,7 @@ def orgs_of(request: Request) -> OrgStore:
 
 
 def _plan(gateway: Gateway, plan: str | None) -> str | None:
-    if plan is not None and plan not in gateway.plans:
+    if plan is not None and plan not in gateway.admission.plans:
         raise InvalidRequest(f"No plan '{plan}'.", param="plan")
     return plan
 
@@ -103,7 +103,7 @@ async def create_key(request: Request) -> Response:
     plan, expires_at = _plan(gateway, body.plan), _expiry(body.expires_at)
     org_id = None
     if body.org:
-        org_id = (await orgs_of(request).ensure(body.org, plan, gateway.default_plan)).id
+        org_id = (await orgs_of(request).ensure(body.org, plan, gateway.admission.default_plan)).id
     if body.role == "org_admin" and org_id is None:
         raise InvalidRequest("An organisation's admin key needs 'org'.", param="org")
     role: Role = "admin" if admin else "org_admin" if body.role == "org_admin" else "user"
@@ -147,7 +147,9 @@ async def create_org(request: Request) -> Response:
         request.headers.get("authorization"), trace_of(request, "/admin/v1/orgs")
     )
     body: CreateOrg = parse(CreateOrg, await read_json(request))
-    org = await orgs_of(request).ensure(body.name, _plan(gateway, body.plan), gateway.default_plan)
+    org = await orgs_of(request).ensure(
+        body.name, _plan(gateway, body.plan), gateway.admission.default_plan
+    )
     return JSON(org_card(org), status_code=201)
 
 
@@ -157,8 +159,8 @@ async def list_plans(request: Request) -> Response:
         request.headers.get("authorization"), trace_of(request, "/admin/v1/plans")
     )
     data = [
-        {"name": name, "default": name == gateway.default_plan, **plan.model_dump()}
-        for name, plan in gateway.plans.items()
+        {"name": name, "default": name == gateway.admission.default_plan, **plan.model_dump()}
+        for name, plan in gateway.admission.plans.items()
     ]
     return JSON({"object": "list", "data": data})
 

@@ -14,6 +14,7 @@ from starlette.middleware import Middleware
 
 from . import admin, routes
 from .access_log import AccessLog
+from .admission import Admission
 from .catalogue import Catalogue
 from .errors import APIError
 from .gateway import Gateway
@@ -58,7 +59,8 @@ def create_app(settings: Settings) -> Starlette:
         metrics.watch_engine(entry.id, entry.router.stats)
         metrics.watch_deployments(entry.id, entry.router.snapshot)
     limiter: Limiter = RedisLimiter(settings.redis_url) if settings.redis_url else MemoryLimiter()
-    gateway = Gateway(keys, catalogue, metrics, limiter, settings.all_plans, settings.default_plan)
+    admission = Admission(limiter, settings.all_plans, settings.default_plan)
+    gateway = Gateway(keys, catalogue, metrics, admission)
     access_log = AccessLog(fmt=settings.log_format, enabled=settings.log_level in ("debug", "info"))
 
     @asynccontextmanager

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -19,15 +18,14 @@ from typing import Any
 
 import orjson
 
-from .catalogue import Catalogue, Entry, model_not_found
-from .errors import APIError, AuthenticationFailed, PermissionDenied, RateLimited, ServerError
+from .admission import Admission
+from .catalogue import Catalogue, Entry
+from .errors import APIError, AuthenticationFailed, PermissionDenied, ServerError
 from .keys import parse_bearer
-from .limiter import Limiter
 from .metrics import Metrics
 from .openai_format import ChatFormat, Choice, ResponseFormatter, TextFormat
 from .sampling import chat_requests, text_requests
 from .schemas import ChatCompletionRequest, CompletionRequest, EmbeddingsBody
-from .settings import PlanSettings
 from .storage.keys import KeyRecord, KeyStore
 from .trace import Trace
 from .types import EmbeddingRequest, Piece, Prepared, Usage
@@ -43,16 +41,12 @@ class Gateway:
         keys: KeyStore,
         catalogue: Catalogue,
         metrics: Metrics,
-        limiter: Limiter,
-        plans: dict[str, PlanSettings],
-        default_plan: str,
+        admission: Admission,
     ) -> None:
         self.keys = keys
         self.catalogue = catalogue
         self.metrics = metrics
-        self.limiter = limiter
-        self.plans = plans
-        self.default_plan = default_plan
+        self.admission = admission
 
     async def authenticate(self, authorization: str | None, trace: Trace) -> KeyRecord:
         key = parse_bearer(authorization)
@@ -79,94 +73,13 @@ class Gateway:
             return record
         raise PermissionDenied("This endpoint needs an admin key.")
 
-    def plan_of(self, caller: KeyRecord) -> PlanSettings | None:
-        """The caller's plan; None for the operator's admin keys, which no plan limits."""
-        if caller.role == "admin":
-            return None
-        # A plan removed from the config falls back to the default, never to no limits.
-        return self.plans.get(caller.plan or self.default_plan) or self.plans[self.default_plan]
-
-    def visible(self, caller: KeyRecord, entry: Entry) -> bool:
-        plan = self.plan_of(caller)
-        return plan is None or plan.allows(entry.id)
-
-    async def admit(self, caller: KeyRecord, entry: Entry, trace: Trace) -> None:
-        """The caller's plan: its models (others look unknown), its rate limit and its
-        concurrency limit, per organisation (as OpenAI counts) and shared by every replica when
-        Redis holds them. A concurrency slot is held until the response has ended."""
-        plan = self.plan_of(caller)
-        if plan is None:
-            return
-        if not plan.allows(entry.id):
-            raise model_not_found(entry.id)
-        account = _account(caller)
-        if plan.requests_per_minute:
-            await self._rate(account, plan.requests_per_minute, trace)
-        if plan.max_concurrency:
-            await self._hold_slot(account, plan.max_concurrency, trace)
-
-    async def admit_tokens(self, caller: KeyRecord, prepared: list[Prepared], trace: Trace) -> None:
-        """Tokens per minute, once the prompt is counted: the prompt plus every choice's most."""
-        plan = self.plan_of(caller)
-        if plan is None or not plan.tokens_per_minute:
-            return
-        limit = plan.tokens_per_minute
-        cost = trace.tokens_in + sum(p.max_tokens for p in prepared)
-        if cost > limit:
-            raise RateLimited(
-                f"Request too large: it may take {cost} tokens (prompt and max_tokens), more than "
-                f"this plan's {limit} tokens per minute. Lower max_tokens or shorten the prompt.",
-                param="max_tokens",
-            )
-        decision = await self.limiter.hit(f"{_account(caller)}:tpm", limit, cost=cost)
-        trace.headers += [
-            (b"x-ratelimit-limit-tokens", str(limit).encode()),
-            (b"x-ratelimit-remaining-tokens", str(decision.remaining).encode()),
-            (b"x-ratelimit-reset-tokens", f"{decision.reset_after:.3f}s".encode()),
-        ]
-        if not decision.allowed:
-            raise RateLimited(
-                f"Rate limit reached: {limit} tokens per minute for this plan; this request may "
-                f"take {cost}. Retry in {decision.retry_after:.1f}s.",
-                code="rate_limit_exceeded",
-                headers={"Retry-After": str(math.ceil(decision.retry_after))},
-            )
-
-    async def _hold_slot(self, account: str, limit: int, trace: Trace) -> None:
-        key = f"{account}:concurrency"
-        token = await self.limiter.acquire(key, limit)
-        if token is None:
-            raise RateLimited(
-                f"Too many requests at once: {limit} in flight is this plan's limit.",
-                headers={"Retry-After": "1"},
-            )
-
-        async def release() -> None:
-            await self.limiter.release(key, token)
-
-        trace.releases.append(release)
-
-    async def _rate(self, account: str, limit: int, trace: Trace) -> None:
-        decision = await self.limiter.hit(f"{account}:rpm", limit)
-        trace.headers += [
-            (b"x-ratelimit-limit-requests", str(limit).encode()),
-            (b"x-ratelimit-remaining-requests", str(decision.remaining).encode()),
-            (b"x-ratelimit-reset-requests", f"{decision.reset_after:.3f}s".encode()),
-        ]
-        if not decision.allowed:
-            raise RateLimited(
-                f"Rate limit reached: {limit} requests per minute for this key. "
-                f"Retry in {decision.retry_after:.1f}s.",
-                headers={"Retry-After": str(math.ceil(decision.retry_after))},
-            )
-
     async def chat(self, caller: KeyRecord, body: ChatCompletionRequest, trace: Trace) -> Result:
         entry = self._resolve(body.model, trace, body.user, body.stream)
-        await self.admit(caller, entry, trace)
+        await self.admission.admit(caller, entry, trace)
         requests = chat_requests(body, entry.settings)
         prepared = [await entry.engine.prepare(r) for r in requests]
         trace.tokens_in = prepared[0].prompt_tokens  # one prompt, however many choices
-        await self.admit_tokens(caller, prepared, trace)
+        await self.admission.admit_tokens(caller, prepared, trace)
         call = _Call(
             entry,
             ChatFormat(f"chatcmpl-{trace.uid}", entry.id, body.logprobs),
@@ -180,11 +93,11 @@ class Gateway:
 
     async def complete(self, caller: KeyRecord, body: CompletionRequest, trace: Trace) -> Result:
         entry = self._resolve(body.model, trace, body.user, body.stream)
-        await self.admit(caller, entry, trace)
+        await self.admission.admit(caller, entry, trace)
         pairs = text_requests(body, entry.settings)
         prepared = [await entry.engine.prepare(r) for _, r in pairs]
         trace.tokens_in = sum(p.prompt_tokens for p in prepared[:: body.n])  # once per prompt
-        await self.admit_tokens(caller, prepared, trace)
+        await self.admission.admit_tokens(caller, prepared, trace)
         call = _Call(
             entry,
             TextFormat(f"cmpl-{trace.uid}", entry.id, body.logprobs is not None),
@@ -198,7 +111,7 @@ class Gateway:
 
     async def embed(self, caller: KeyRecord, body: EmbeddingsBody, trace: Trace) -> dict[str, Any]:
         entry = self._resolve(body.model, trace, body.user, False)
-        await self.admit(caller, entry, trace)
+        await self.admission.admit(caller, entry, trace)
         request = EmbeddingRequest(body.input, body.encoding_format, body.dimensions)
         result = await entry.router.embed(request)
         trace.tokens_in, trace.deployment = result.prompt_tokens, result.deployment or None
@@ -296,11 +209,6 @@ class _Call:
 
     def counts_prompt(self, index: int) -> bool:
         return index % self.per_prompt == 0
-
-
-def _account(caller: KeyRecord) -> str:
-    """Whose limits a request counts against: its organisation's, or a lone key's own."""
-    return f"org:{caller.org_id}" if caller.org_id else f"key:{caller.id}"
 
 
 def _meter(call: _Call, index: int, piece: Piece, counted: int) -> int:

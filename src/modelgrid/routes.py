@@ -139,7 +139,9 @@ async def list_models(request: Request) -> Response:
     trace = trace_of(request, "/v1/models")
     gateway = gateway_of(request)
     caller = await gateway.authenticate(request.headers.get("authorization"), trace)
-    cards = [entry.card() for entry in gateway.catalogue if gateway.visible(caller, entry)]
+    cards = [
+        entry.card() for entry in gateway.catalogue if gateway.admission.visible(caller, entry)
+    ]
     return JSON({"object": "list", "data": cards})
 
 
@@ -148,7 +150,7 @@ async def get_model(request: Request) -> Response:
     gateway = gateway_of(request)
     caller = await gateway.authenticate(request.headers.get("authorization"), trace)
     entry = gateway.catalogue.resolve(request.path_params["model"])
-    if not gateway.visible(caller, entry):
+    if not gateway.admission.visible(caller, entry):
         raise model_not_found(entry.id)
     return JSON(entry.card())
 

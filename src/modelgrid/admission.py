@@ -1,0 +1,115 @@
+"""Admission: the caller's plan decides which models it may use and how much, before any work.
+
+Limits count per organisation, as OpenAI's do (a key outside any organisation counts alone),
+and live in the limiter: this process, or Redis shared by every replica.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .catalogue import Entry, model_not_found
+from .errors import RateLimited
+from .limiter import Limiter
+from .ratelimit import Decision
+from .settings import PlanSettings
+from .storage.keys import KeyRecord
+from .trace import Trace
+from .types import Prepared
+
+
+class Admission:
+    def __init__(self, limiter: Limiter, plans: dict[str, PlanSettings], default_plan: str) -> None:
+        self.limiter = limiter
+        self.plans = plans
+        self.default_plan = default_plan
+
+    def plan_of(self, caller: KeyRecord) -> PlanSettings | None:
+        """The caller's plan; None for the operator's admin keys, which no plan limits."""
+        if caller.role == "admin":
+            return None
+        # A plan removed from the config falls back to the default, never to no limits.
+        return self.plans.get(caller.plan or self.default_plan) or self.plans[self.default_plan]
+
+    def visible(self, caller: KeyRecord, entry: Entry) -> bool:
+        plan = self.plan_of(caller)
+        return plan is None or plan.allows(entry.id)
+
+    async def admit(self, caller: KeyRecord, entry: Entry, trace: Trace) -> None:
+        """The caller's plan: its models (others look unknown), its rate limit and its
+        concurrency limit, per organisation (as OpenAI counts) and shared by every replica when
+        Redis holds them. A concurrency slot is held until the response has ended."""
+        plan = self.plan_of(caller)
+        if plan is None:
+            return
+        if not plan.allows(entry.id):
+            raise model_not_found(entry.id)
+        account = account_of(caller)
+        if plan.requests_per_minute:
+            await self._rate(account, plan.requests_per_minute, trace)
+        if plan.max_concurrency:
+            await self._hold_slot(account, plan.max_concurrency, trace)
+
+    async def admit_tokens(self, caller: KeyRecord, prepared: list[Prepared], trace: Trace) -> None:
+        """Tokens per minute, once the prompt is counted: the prompt plus every choice's most."""
+        plan = self.plan_of(caller)
+        if plan is None or not plan.tokens_per_minute:
+            return
+        limit = plan.tokens_per_minute
+        cost = trace.tokens_in + sum(p.max_tokens for p in prepared)
+        if cost > limit:
+            raise RateLimited(
+                f"Request too large: it may take {cost} tokens (prompt and max_tokens), more than "
+                f"this plan's {limit} tokens per minute. Lower max_tokens or shorten the prompt.",
+                param="max_tokens",
+            )
+        decision = await self.limiter.hit(f"{account_of(caller)}:tpm", limit, cost=cost)
+        trace.headers += limit_headers("tokens", limit, decision)
+        if not decision.allowed:
+            raise RateLimited(
+                f"Rate limit reached: {limit} tokens per minute for this plan; this request may "
+                f"take {cost}. Retry in {decision.retry_after:.1f}s.",
+                headers=retry_after(decision),
+            )
+
+    async def _hold_slot(self, account: str, limit: int, trace: Trace) -> None:
+        key = f"{account}:concurrency"
+        token = await self.limiter.acquire(key, limit)
+        if token is None:
+            raise RateLimited(
+                f"Too many requests at once: {limit} in flight is this plan's limit.",
+                headers={"Retry-After": "1"},
+            )
+
+        async def release() -> None:
+            await self.limiter.release(key, token)
+
+        trace.releases.append(release)
+
+    async def _rate(self, account: str, limit: int, trace: Trace) -> None:
+        decision = await self.limiter.hit(f"{account}:rpm", limit)
+        trace.headers += limit_headers("requests", limit, decision)
+        if not decision.allowed:
+            raise RateLimited(
+                f"Rate limit reached: {limit} requests per minute on this plan. "
+                f"Retry in {decision.retry_after:.1f}s.",
+                headers=retry_after(decision),
+            )
+
+
+def account_of(caller: KeyRecord) -> str:
+    """Whose limits a request counts against: its organisation's, or a lone key's own."""
+    return f"org:{caller.org_id}" if caller.org_id else f"key:{caller.id}"
+
+
+def limit_headers(kind: str, limit: int, decision: Decision) -> list[tuple[bytes, bytes]]:
+    """OpenAI's ``x-ratelimit-*-{requests,tokens}`` headers for one decision."""
+    return [
+        (f"x-ratelimit-limit-{kind}".encode(), str(limit).encode()),
+        (f"x-ratelimit-remaining-{kind}".encode(), str(decision.remaining).encode()),
+        (f"x-ratelimit-reset-{kind}".encode(), f"{decision.reset_after:.3f}s".encode()),
+    ]
+
+
+def retry_after(decision: Decision) -> dict[str, str]:
+    return {"Retry-After": str(math.ceil(decision.retry_after))}
