@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 
 from modelgrid.engines.base import Engine, EngineStats
-from modelgrid.types import GenerationRequest, Piece, Prepared
+from modelgrid.types import GenerationRequest, Piece, Prepared, Tenant
 
 
 class FakeEngine(Engine):
@@ -37,7 +37,7 @@ class FakeEngine(Engine):
         max_tokens = request.sampling.max_tokens or len(self.words)
         return Prepared(request, prompt_tokens=self.count_tokens(text), max_tokens=max_tokens)
 
-    async def generate(self, prepared: Prepared, tenant: str) -> AsyncGenerator[Piece, None]:
+    async def generate(self, prepared: Prepared, tenant: Tenant) -> AsyncGenerator[Piece, None]:
         self.seeds.append(prepared.request.sampling.seed)
         try:
             words = self.words[: prepared.max_tokens]

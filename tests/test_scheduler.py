@@ -70,3 +70,22 @@ async def test_slot_granted_to_a_cancelled_waiter_passes_on() -> None:
     with pytest.raises(asyncio.CancelledError):
         await first
     assert await second == "s"
+
+
+async def test_higher_priority_goes_first_then_round_robin_within_it() -> None:
+    queue = FairQueue(["s"], max_waiting=10)
+    await queue.acquire("x")
+    order: list[str] = []
+
+    async def take(tenant: str, priority: int) -> None:
+        slot = await queue.acquire(tenant, priority)
+        order.append(tenant)
+        queue.release(slot)
+
+    arrivals = [("free-a", 0), ("free-a", 0), ("free-b", 0), ("pro-a", 1), ("pro-b", 1), ("ent", 2)]
+    tasks = [asyncio.create_task(take(t, p)) for t, p in arrivals]
+    await asyncio.sleep(0)
+    queue.release("s")
+    await asyncio.gather(*tasks)
+    assert order == ["ent", "pro-a", "pro-b", "free-a", "free-b", "free-a"]
+    assert queue.waiting == 0 and queue.busy == 0

@@ -15,7 +15,7 @@ from .ratelimit import Decision
 from .settings import PlanSettings
 from .storage.keys import KeyRecord
 from .trace import Trace
-from .types import Prepared
+from .types import Prepared, Tenant
 
 
 class Admission:
@@ -30,6 +30,12 @@ class Admission:
             return None
         # A plan removed from the config falls back to the default, never to no limits.
         return self.plans.get(caller.plan or self.default_plan) or self.plans[self.default_plan]
+
+    def tenant_of(self, caller: KeyRecord) -> Tenant:
+        """Whom the engine queues serve: the organisation, at its plan's priority (the
+        operator's own requests go first)."""
+        plan = self.plan_of(caller)
+        return Tenant(account_of(caller), 100 if plan is None else plan.priority)
 
     def visible(self, caller: KeyRecord, entry: Entry) -> bool:
         plan = self.plan_of(caller)

@@ -28,7 +28,7 @@ from .sampling import chat_requests, text_requests
 from .schemas import ChatCompletionRequest, CompletionRequest, EmbeddingsBody
 from .storage.keys import KeyRecord, KeyStore
 from .trace import Trace
-from .types import EmbeddingRequest, Piece, Prepared, Usage
+from .types import EmbeddingRequest, Piece, Prepared, Tenant, Usage
 
 log = logging.getLogger("modelgrid.gateway")
 
@@ -85,6 +85,7 @@ class Gateway:
             ChatFormat(f"chatcmpl-{trace.uid}", entry.id, body.logprobs),
             [("", p) for p in prepared],
             caller,
+            self.admission.tenant_of(caller),
             trace,
             bool(body.stream_options and body.stream_options.include_usage),
             per_prompt=len(prepared),  # one prompt, however many choices
@@ -103,6 +104,7 @@ class Gateway:
             TextFormat(f"cmpl-{trace.uid}", entry.id, body.logprobs is not None),
             [(prefix, p) for (prefix, _), p in zip(pairs, prepared, strict=True)],
             caller,
+            self.admission.tenant_of(caller),
             trace,
             bool(body.stream_options and body.stream_options.include_usage),
             per_prompt=body.n,
@@ -142,14 +144,14 @@ class Gateway:
         """One choice's pieces, metered as they come; the engine stops if we stop early."""
         prepared = call.choices[index][1]
         counted = 0
-        async with aclosing(call.entry.engine.generate(prepared, call.caller.id)) as pieces:
+        async with aclosing(call.entry.engine.generate(prepared, call.tenant)) as pieces:
             async for piece in pieces:
                 counted = _meter(call, index, piece, counted)
                 yield piece
 
     async def _collect(self, call: _Call, index: int) -> Choice:
         prefix, prepared = call.choices[index]
-        piece = await call.entry.engine.complete(prepared, call.caller.id)
+        piece = await call.entry.engine.complete(prepared, call.tenant)
         _meter(call, index, piece, 0)
         return Choice(index, prefix + piece.text, piece.finish_reason, piece.logprobs)
 
@@ -203,6 +205,7 @@ class _Call:
     fmt: ResponseFormatter
     choices: list[tuple[str, Prepared]]  # (echoed prefix, prepared generation) per choice
     caller: KeyRecord
+    tenant: Tenant
     trace: Trace
     include_usage: bool
     per_prompt: int = 1  # choices per prompt: the first of each group is billed for the prompt

@@ -21,7 +21,7 @@ from .balancing import backoff as backoff_delay
 from .engines.base import Engine, EngineStats
 from .errors import APIError, Overloaded, UpstreamError
 from .settings import ModelSettings
-from .types import EmbeddingRequest, EmbeddingResult, GenerationRequest, Piece, Prepared
+from .types import EmbeddingRequest, EmbeddingResult, GenerationRequest, Piece, Prepared, Tenant
 
 T = TypeVar("T")
 
@@ -104,7 +104,7 @@ class Router(Engine):
             f"Every deployment of '{self.name}' is failing; retry later.", status=503
         )
 
-    async def generate(self, prepared: Prepared, tenant: str) -> AsyncGenerator[Piece, None]:
+    async def generate(self, prepared: Prepared, tenant: Tenant) -> AsyncGenerator[Piece, None]:
         plan: _Plan = prepared.payload
         if plan.fallback is not None:
             async with aclosing(plan.fallback.generate(plan.inner, tenant)) as pieces:
@@ -155,7 +155,7 @@ class Router(Engine):
         raise error or UpstreamError(f"No deployment of '{self.name}' is available.", status=503)
 
     async def _attempt(
-        self, deployment: Deployment, inner: Prepared, tenant: str, outcome: _Attempt
+        self, deployment: Deployment, inner: Prepared, tenant: Tenant, outcome: _Attempt
     ) -> AsyncGenerator[Piece, None]:
         started = self._clock()
         generation = deployment.engine.generate(inner, tenant)
@@ -192,7 +192,7 @@ class Router(Engine):
             if not settled:
                 state.breaker.probing = False  # cancelled mid-probe: let another probe run
 
-    async def complete(self, prepared: Prepared, tenant: str) -> Piece:
+    async def complete(self, prepared: Prepared, tenant: Tenant) -> Piece:
         """A non-streamed answer: the same retries and fallbacks, without a stream to guard."""
         plan: _Plan = prepared.payload
         if plan.fallback is not None:

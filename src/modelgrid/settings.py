@@ -113,6 +113,8 @@ class PlanSettings(BaseModel):
     # Tokens per minute, likewise, counted at admission as OpenAI does: the prompt plus the
     # most the completion may take (max_tokens, or what the context leaves); 0: no limit.
     tokens_per_minute: int = Field(0, ge=0)
+    # Queue priority on the embedded engines: waiting requests of a higher one go first.
+    priority: int = Field(0, ge=0, le=100)
 
     def allows(self, model_id: str) -> bool:
         return "*" in self.models or model_id in self.models
@@ -122,8 +124,10 @@ class PlanSettings(BaseModel):
 # The free tier's rate is OpenRouter's for its free models.
 BUILTIN_PLANS = {
     "free": PlanSettings(requests_per_minute=20, max_concurrency=2, tokens_per_minute=40_000),
-    "pro": PlanSettings(requests_per_minute=600, max_concurrency=32, tokens_per_minute=2_000_000),
-    "enterprise": PlanSettings(),
+    "pro": PlanSettings(
+        requests_per_minute=600, max_concurrency=32, tokens_per_minute=2_000_000, priority=1
+    ),
+    "enterprise": PlanSettings(priority=2),
 }
 
 

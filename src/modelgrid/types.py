@@ -102,6 +102,15 @@ def merge(pieces: list[Piece], first_token_at: float | None = None) -> Piece:
 
 
 @dataclass(frozen=True, slots=True)
+class Tenant:
+    """Whom a generation is for, as engine queues see it: served round-robin among equals,
+    higher ``priority`` (a plan's) first."""
+
+    id: str
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class GenerationRequest:
     """One generation, engine-neutral: chat messages or a raw text (or token) prompt."""
 

@@ -14,7 +14,7 @@ from llama_cpp import Llama
 from modelgrid.engines.llama_cpp import LlamaCppEngine, default_model_path
 from modelgrid.errors import ContextLengthExceeded, InvalidRequest, Overloaded
 from modelgrid.settings import LlamaCppSettings
-from modelgrid.types import GenerationRequest, Piece, ResponseFormat, Sampling
+from modelgrid.types import GenerationRequest, Piece, ResponseFormat, Sampling, Tenant
 
 pytestmark = pytest.mark.anyio
 
@@ -40,7 +40,7 @@ async def engine() -> AsyncIterator[LlamaCppEngine]:
 
 async def run(engine: LlamaCppEngine, request: GenerationRequest) -> tuple[str, list[Piece]]:
     prepared = await engine.prepare(request)
-    pieces = [piece async for piece in engine.generate(prepared, "t")]
+    pieces = [piece async for piece in engine.generate(prepared, Tenant("t"))]
     return "".join(p.text for p in pieces), pieces
 
 
@@ -146,7 +146,7 @@ async def test_closing_the_stream_stops_generation_and_frees_the_slot(
 ) -> None:
     request = GenerationRequest(replace(GREEDY, max_tokens=400), messages=STORY)
     prepared = await engine.prepare(request)
-    stream = engine.generate(prepared, "t")
+    stream = engine.generate(prepared, Tenant("t"))
     produced = 0
     async for piece in stream:
         produced += piece.tokens
@@ -167,12 +167,12 @@ async def test_queue_beyond_its_size_is_refused(engine: LlamaCppEngine) -> None:
     prepared = await engine.prepare(request)
 
     async def consume() -> int:
-        return sum([p.tokens async for p in engine.generate(prepared, "t")])
+        return sum([p.tokens async for p in engine.generate(prepared, Tenant("t"))])
 
     running = asyncio.create_task(consume())
     await asyncio.sleep(0.05)
     waiting = asyncio.create_task(consume())
     await asyncio.sleep(0.05)
     with pytest.raises(Overloaded):
-        await anext(engine.generate(prepared, "other"))
+        await anext(engine.generate(prepared, Tenant("other")))
     assert await running == 100 and await waiting == 100

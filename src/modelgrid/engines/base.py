@@ -21,6 +21,7 @@ from ..types import (
     GenerationRequest,
     Piece,
     Prepared,
+    Tenant,
     merge,
 )
 
@@ -48,10 +49,10 @@ class Engine(abc.ABC):
         """Count and check the prompt; raise an ``APIError`` the caller should see."""
 
     @abc.abstractmethod
-    def generate(self, prepared: Prepared, tenant: str) -> AsyncGenerator[Piece, None]:
+    def generate(self, prepared: Prepared, tenant: Tenant) -> AsyncGenerator[Piece, None]:
         """Stream the generation; the last piece carries ``finish_reason``."""
 
-    async def complete(self, prepared: Prepared, tenant: str) -> Piece:
+    async def complete(self, prepared: Prepared, tenant: Tenant) -> Piece:
         """The whole generation as one piece, for a non-streamed answer. Engines that can
         answer in one call override this; by default it gathers ``generate``."""
         gathered: list[Piece] = []

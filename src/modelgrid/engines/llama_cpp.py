@@ -29,7 +29,7 @@ from ..errors import ContextLengthExceeded, InvalidRequest
 from ..scheduler import FairQueue
 from ..settings import LlamaCppSettings
 from ..stops import StopMatcher
-from ..types import FinishReason, GenerationRequest, Piece, Prepared, Sampling
+from ..types import FinishReason, GenerationRequest, Piece, Prepared, Sampling, Tenant
 from .base import Engine, EngineStats
 
 _DONE = object()
@@ -132,10 +132,10 @@ class LlamaCppEngine(Engine):
         job = _Job(tokens, max_tokens, request.sampling, _grammar(request.sampling), self._settings)
         return Prepared(request, prompt_tokens=len(tokens), max_tokens=max_tokens, payload=job)
 
-    async def generate(self, prepared: Prepared, tenant: str) -> AsyncGenerator[Piece, None]:
+    async def generate(self, prepared: Prepared, tenant: Tenant) -> AsyncGenerator[Piece, None]:
         assert self._queue is not None and self._executor is not None
         queue = self._queue
-        model = await queue.acquire(tenant)
+        model = await queue.acquire(tenant.id, tenant.priority)
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[Any] = asyncio.Queue()
         cancel = threading.Event()

@@ -27,6 +27,7 @@ from ..types import (
     GenerationRequest,
     Piece,
     Prepared,
+    Tenant,
     TokenLogprob,
     TopLogprob,
     Usage,
@@ -86,12 +87,12 @@ class OpenAIEngine(Engine):
         max_tokens = request.sampling.max_tokens or max(0, self.context_length - estimate)
         return Prepared(request, prompt_tokens=estimate, max_tokens=max_tokens)
 
-    async def complete(self, prepared: Prepared, tenant: str) -> Piece:
+    async def complete(self, prepared: Prepared, tenant: Tenant) -> Piece:
         if prepared.request.stream:
             return await super().complete(prepared, tenant)
         return await self._whole(prepared)
 
-    async def generate(self, prepared: Prepared, tenant: str) -> AsyncGenerator[Piece, None]:
+    async def generate(self, prepared: Prepared, tenant: Tenant) -> AsyncGenerator[Piece, None]:
         if not prepared.request.stream:
             yield await self._whole(prepared)
             return
