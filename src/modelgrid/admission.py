@@ -52,7 +52,7 @@ class Admission:
             raise model_not_found(entry.id)
         account = account_of(caller)
         if plan.requests_per_minute:
-            await self._rate(account, plan.requests_per_minute, trace)
+            await self._count(account, "requests", plan.requests_per_minute, 1, trace)
         if plan.max_concurrency:
             await self._hold_slot(account, plan.max_concurrency, trace)
 
@@ -69,14 +69,7 @@ class Admission:
                 f"this plan's {limit} tokens per minute. Lower max_tokens or shorten the prompt.",
                 param="max_tokens",
             )
-        decision = await self.limiter.hit(f"{account_of(caller)}:tpm", limit, cost=cost)
-        trace.headers += limit_headers("tokens", limit, decision)
-        if not decision.allowed:
-            raise RateLimited(
-                f"Rate limit reached: {limit} tokens per minute for this plan; this request may "
-                f"take {cost}. Retry in {decision.retry_after:.1f}s.",
-                headers=retry_after(decision),
-            )
+        await self._count(account_of(caller), "tokens", limit, cost, trace)
 
     async def _hold_slot(self, account: str, limit: int, trace: Trace) -> None:
         key = f"{account}:concurrency"
@@ -92,14 +85,16 @@ class Admission:
 
         trace.releases.append(release)
 
-    async def _rate(self, account: str, limit: int, trace: Trace) -> None:
-        decision = await self.limiter.hit(f"{account}:rpm", limit)
-        trace.headers += limit_headers("requests", limit, decision)
+    async def _count(self, account: str, kind: str, limit: int, cost: int, trace: Trace) -> None:
+        """``cost`` requests or tokens against the plan's per-minute ``limit`` of them."""
+        decision = await self.limiter.hit(f"{account}:{kind}", limit, cost=cost)
+        trace.headers += limit_headers(kind, limit, decision)
         if not decision.allowed:
             raise RateLimited(
-                f"Rate limit reached: {limit} requests per minute on this plan. "
-                f"Retry in {decision.retry_after:.1f}s.",
-                headers=retry_after(decision),
+                f"Rate limit reached: {limit} {kind} per minute on this plan"
+                + (f"; this request may take {cost}" if cost > 1 else "")
+                + f". Retry in {decision.retry_after:.1f}s.",
+                headers={"Retry-After": str(math.ceil(decision.retry_after))},
             )
 
 
@@ -115,7 +110,3 @@ def limit_headers(kind: str, limit: int, decision: Decision) -> list[tuple[bytes
         (f"x-ratelimit-remaining-{kind}".encode(), str(decision.remaining).encode()),
         (f"x-ratelimit-reset-{kind}".encode(), f"{decision.reset_after:.3f}s".encode()),
     ]
-
-
-def retry_after(decision: Decision) -> dict[str, str]:
-    return {"Retry-After": str(math.ceil(decision.retry_after))}
