@@ -74,6 +74,7 @@ class MemoryLimiter:
         self._tat: dict[str, float] = {}
         self._leases: dict[str, dict[str, float]] = {}  # key -> token -> expiry
         self._clock = clock
+        self._issued = 0
 
     async def hit(self, key: str, limit: int, period: float = 60.0, cost: int = 1) -> Decision:
         now = self._clock()
@@ -85,13 +86,15 @@ class MemoryLimiter:
 
     async def acquire(self, key: str, limit: int, lease: float = LEASE_SECONDS) -> str | None:
         now = self._clock()
-        held = {t: e for t, e in self._leases.get(key, {}).items() if e > now}
-        if len(held) >= limit:
-            self._leases[key] = held
-            return None
-        token = uuid.uuid4().hex
+        held = self._leases.setdefault(key, {})
+        if len(held) >= limit:  # only then can expired leases matter
+            for token in [t for t, expiry in held.items() if expiry <= now]:
+                del held[token]
+            if len(held) >= limit:
+                return None
+        self._issued += 1
+        token = str(self._issued)  # unique within this process, which is all a lease needs here
         held[token] = now + lease
-        self._leases[key] = held
         return token
 
     async def release(self, key: str, token: str) -> None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -159,38 +159,17 @@ class Router(Engine):
     ) -> AsyncGenerator[Piece, None]:
         started = self._clock()
         generation = deployment.engine.generate(inner, tenant)
-        async with self._tracked(deployment), aclosing(generation) as pieces:
-            async for piece in pieces:
-                if not outcome.emitted:
-                    outcome.emitted = True
-                    deployment.state.observe_latency(self._clock() - started)
-                piece.deployment = deployment.state.name
-                yield piece
+        with self._tracked(deployment):
+            async with aclosing(generation) as pieces:
+                async for piece in pieces:
+                    if not outcome.emitted:
+                        outcome.emitted = True
+                        deployment.state.observe_latency(self._clock() - started)
+                    piece.deployment = deployment.state.name
+                    yield piece
 
-    @asynccontextmanager
-    async def _tracked(self, deployment: Deployment) -> AsyncIterator[None]:
-        """One attempt on a deployment, as its state and breaker see it."""
-        state = deployment.state
-        started = self._clock()
-        state.breaker.on_attempt(started)
-        state.inflight += 1
-        state.requests += 1
-        settled = False
-        try:
-            yield
-            state.breaker.on_success(started)
-            settled = True
-        except Overloaded:
-            raise  # load, not ill health: the breaker does not count it
-        except UpstreamError:
-            state.failures += 1
-            state.breaker.on_failure(self._clock())
-            settled = True
-            raise
-        finally:
-            state.inflight -= 1
-            if not settled:
-                state.breaker.probing = False  # cancelled mid-probe: let another probe run
+    def _tracked(self, deployment: Deployment) -> _Tracked:
+        return _Tracked(deployment.state, self._clock)
 
     async def complete(self, prepared: Prepared, tenant: Tenant) -> Piece:
         """A non-streamed answer: the same retries and fallbacks, without a stream to guard."""
@@ -244,7 +223,7 @@ class Router(Engine):
                 )
             tried.add(deployment.state.name)
             try:
-                async with self._tracked(deployment):
+                with self._tracked(deployment):
                     return await run(deployment)
             except (UpstreamError, Overloaded) as exc:
                 if not getattr(exc, "retryable", True):
@@ -274,6 +253,38 @@ class Router(Engine):
             }
             for d in self.deployments
         ]
+
+
+class _Tracked:
+    """One attempt on a deployment, as its state and breaker see it (a plain context manager:
+    this runs on every request, and a generator-based one costs several times more)."""
+
+    __slots__ = ("clock", "started", "state")
+
+    def __init__(self, state: DeploymentState, clock: Callable[[], float]) -> None:
+        self.state = state
+        self.clock = clock
+        self.started = 0.0
+
+    def __enter__(self) -> None:
+        state = self.state
+        self.started = self.clock()
+        state.breaker.on_attempt(self.started)
+        state.inflight += 1
+        state.requests += 1
+
+    def __exit__(self, kind: type[BaseException] | None, exc: object, tb: object) -> None:
+        state = self.state
+        state.inflight -= 1
+        if kind is None:
+            state.breaker.on_success(self.started)
+        elif issubclass(kind, UpstreamError):
+            state.failures += 1
+            state.breaker.on_failure(self.clock())
+        else:
+            # Overloaded is load, not ill health, and the breaker does not count it; neither
+            # that nor a cancellation settles a probe, so let another probe run.
+            state.breaker.probing = False
 
 
 @dataclass(slots=True)
