@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import openai
@@ -41,9 +42,9 @@ def client(server: Server) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.base_url, api_key=server.admin_key, max_retries=0)
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database, dropped afterwards."""
     require_service("PostgreSQL", POSTGRES_URL)
     name = f"modelgrid_test_{uuid.uuid4().hex[:12]}"
     admin = make_url(POSTGRES_URL)
@@ -61,6 +62,26 @@ def postgres_url() -> Iterator[str]:
         yield admin.set(database=name).render_as_string(hide_password=False)
     finally:
         asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test."""
+    with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one module's server."""
+    with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_redis_url() -> str:
+    require_service("Redis", REDIS_URL)
+    return REDIS_URL
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -3,7 +3,8 @@ from typing import Any
 
 import pytest
 
-from modelgrid.admission import Admission, account_of
+from modelgrid.accounts import account_of
+from modelgrid.admission import Admission
 from modelgrid.errors import ModelNotFound, RateLimited
 from modelgrid.limiter import MemoryLimiter
 from modelgrid.settings import PlanSettings

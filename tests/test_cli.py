@@ -157,8 +157,26 @@ def test_admin_api_manages_keys(server: Server) -> None:
     assert httpx.delete(f"{server.url}/admin/v1/keys/{key[:11]}", headers=admin).status_code == 404
 
 
-def test_serve_with_several_workers(tmp_path: Path) -> None:
-    config = "[models.smollm2-135m-instruct]\nn_ctx = 512\n"
+def test_serve_with_several_workers(tmp_path: Path, redis_url: str) -> None:
+    # Workers share limits, quotas and credits through Redis; without it they are refused.
+    config = f'redis_url = "{redis_url}"\n[models.smollm2-135m-instruct]\nn_ctx = 512\n'
+    (tmp_path / "alone.toml").write_text(config.split("\n", 1)[1])
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modelgrid",
+            "serve",
+            "--workers",
+            "2",
+            "--config",
+            str(tmp_path / "alone.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode != 0 and "needs redis_url" in refused.stderr
     with run_server(tmp_path, config, serve_args=("--workers", "2")) as multi:
         client = openai.OpenAI(base_url=multi.base_url, api_key=multi.admin_key, max_retries=0)
         for _ in range(4):

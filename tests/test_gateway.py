@@ -11,15 +11,18 @@ import pytest
 
 from modelgrid.admission import Admission
 from modelgrid.catalogue import Catalogue, Entry
+from modelgrid.counters import MemoryCounters
 from modelgrid.errors import AuthenticationFailed, ModelNotFound
 from modelgrid.gateway import Gateway
 from modelgrid.limiter import MemoryLimiter
+from modelgrid.metering import Meter
 from modelgrid.metrics import Metrics
 from modelgrid.router import Deployment, Router, new_state
 from modelgrid.schemas import ChatCompletionRequest, CompletionRequest, parse
 from modelgrid.settings import BUILTIN_PLANS, ModelSettings
 from modelgrid.storage.database import Database
 from modelgrid.storage.keys import KeyRecord, KeyStore
+from modelgrid.storage.ledger import Ledger
 from modelgrid.trace import Trace
 
 from .fakes import FakeEngine
@@ -37,13 +40,22 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
     await database.close()
 
 
-async def make(db: Database, engine: FakeEngine) -> tuple[Gateway, KeyRecord]:
+@pytest.fixture
+async def ledger(db: Database, tmp_path: Path) -> AsyncIterator[Ledger]:
+    started = Ledger(db, tmp_path / "journal")
+    await started.start()
+    yield started
+    await started.close()
+
+
+async def make(db: Database, ledger: Ledger, engine: FakeEngine) -> tuple[Gateway, KeyRecord]:
     keys = KeyStore(db)
     key = await keys.create(name="t")
     settings = ModelSettings.model_validate({"engine": "llama_cpp"})
     router = Router("fake", settings, [Deployment(engine, new_state("fake", 1, 5, 1), "fake", "-")])
     catalogue = Catalogue([Entry("fake", router, settings)])
-    gateway = Gateway(keys, catalogue, Metrics(), Admission(MemoryLimiter(), BUILTIN_PLANS, "free"))
+    admission = Admission(MemoryLimiter(), BUILTIN_PLANS, "free")
+    gateway = Gateway(keys, catalogue, Metrics(), admission, Meter(MemoryCounters(), ledger, {}))
     record = await gateway.authenticate(f"Bearer {key}", Trace("r", "POST", "/"))
     return gateway, record
 
@@ -63,8 +75,8 @@ async def events(stream: AsyncIterator[bytes]) -> list[Any]:
     return out
 
 
-async def test_authentication_errors(db: Database) -> None:
-    gateway, _ = await make(db, FakeEngine(WORDS))
+async def test_authentication_errors(db: Database, ledger: Ledger) -> None:
+    gateway, _ = await make(db, ledger, FakeEngine(WORDS))
     trace = Trace("r", "POST", "/")
     with pytest.raises(AuthenticationFailed) as missing:
         await gateway.authenticate(None, trace)
@@ -74,15 +86,15 @@ async def test_authentication_errors(db: Database) -> None:
     assert "mg-not-a-real-key-at-all" not in wrong.value.message  # never echo a secret
 
 
-async def test_unknown_model_is_404(db: Database) -> None:
-    gateway, caller = await make(db, FakeEngine(WORDS))
+async def test_unknown_model_is_404(db: Database, ledger: Ledger) -> None:
+    gateway, caller = await make(db, ledger, FakeEngine(WORDS))
     with pytest.raises(ModelNotFound) as caught:
         await gateway.chat(caller, chat(model="nope"), Trace("r", "POST", "/"))
     assert caught.value.status == 404 and caught.value.param == "model"
 
 
-async def test_non_streamed_chat_collects_text_and_usage(db: Database) -> None:
-    gateway, caller = await make(db, FakeEngine(WORDS))
+async def test_non_streamed_chat_collects_text_and_usage(db: Database, ledger: Ledger) -> None:
+    gateway, caller = await make(db, ledger, FakeEngine(WORDS))
     trace = Trace("r", "POST", "/")
     result = await gateway.chat(caller, chat(), trace)
     assert isinstance(result, dict)
@@ -93,9 +105,11 @@ async def test_non_streamed_chat_collects_text_and_usage(db: Database) -> None:
     assert (trace.tokens_in, trace.tokens_out, trace.model) == (2, 5, "fake")
 
 
-async def test_n_choices_count_the_prompt_once_and_vary_the_seed(db: Database) -> None:
+async def test_n_choices_count_the_prompt_once_and_vary_the_seed(
+    db: Database, ledger: Ledger
+) -> None:
     engine = FakeEngine(WORDS)
-    gateway, caller = await make(db, engine)
+    gateway, caller = await make(db, ledger, engine)
     result = await gateway.chat(caller, chat(n=3, seed=10), Trace("r", "POST", "/"))
     assert isinstance(result, dict)
     assert [c["index"] for c in result["choices"]] == [0, 1, 2]
@@ -104,8 +118,8 @@ async def test_n_choices_count_the_prompt_once_and_vary_the_seed(db: Database) -
     assert engine.seeds == [10, 11, 12]
 
 
-async def test_stream_events_follow_openai(db: Database) -> None:
-    gateway, caller = await make(db, FakeEngine(WORDS))
+async def test_stream_events_follow_openai(db: Database, ledger: Ledger) -> None:
+    gateway, caller = await make(db, ledger, FakeEngine(WORDS))
     trace = Trace("r", "POST", "/")
     trace.stream = True
     body = chat(stream=True, stream_options={"include_usage": True}, max_tokens=3)
@@ -120,9 +134,9 @@ async def test_stream_events_follow_openai(db: Database) -> None:
     assert len({e["id"] for e in got[:-1]}) == 1
 
 
-async def test_closing_a_stream_closes_the_engine_generation(db: Database) -> None:
+async def test_closing_a_stream_closes_the_engine_generation(db: Database, ledger: Ledger) -> None:
     engine = FakeEngine(WORDS)
-    gateway, caller = await make(db, engine)
+    gateway, caller = await make(db, ledger, engine)
     trace = Trace("r", "POST", "/")
     trace.stream = True
     stream = await gateway.chat(caller, chat(stream=True), trace)
@@ -134,8 +148,10 @@ async def test_closing_a_stream_closes_the_engine_generation(db: Database) -> No
     assert trace.outcome == "cancelled" and trace.tokens_out == 1
 
 
-async def test_engine_failure_mid_stream_ends_with_an_error_event(db: Database) -> None:
-    gateway, caller = await make(db, FakeEngine(WORDS, fail_after=2))
+async def test_engine_failure_mid_stream_ends_with_an_error_event(
+    db: Database, ledger: Ledger
+) -> None:
+    gateway, caller = await make(db, ledger, FakeEngine(WORDS, fail_after=2))
     trace = Trace("r", "POST", "/")
     trace.stream = True
     stream = await gateway.chat(caller, chat(stream=True), trace)
@@ -147,8 +163,8 @@ async def test_engine_failure_mid_stream_ends_with_an_error_event(db: Database) 
     assert trace.outcome == "error"
 
 
-async def test_text_completion_with_echo_and_several_prompts(db: Database) -> None:
-    gateway, caller = await make(db, FakeEngine(WORDS))
+async def test_text_completion_with_echo_and_several_prompts(db: Database, ledger: Ledger) -> None:
+    gateway, caller = await make(db, ledger, FakeEngine(WORDS))
     body = parse(CompletionRequest, {"model": "fake", "prompt": ["a b", "c"], "echo": True, "n": 2})
     result = await gateway.complete(caller, body, Trace("r", "POST", "/"))
     assert isinstance(result, dict)

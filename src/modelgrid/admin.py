@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from .errors import InvalidRequest, NotFound, PermissionDenied
 from .gateway import Gateway
+from .metering import welcome
 from .routes import JSON, gateway_of, read_json, trace_of
 from .schemas import Body, parse
 from .storage.keys import KeyRecord, Role
@@ -103,7 +104,9 @@ async def create_key(request: Request) -> Response:
     plan, expires_at = _plan(gateway, body.plan), _expiry(body.expires_at)
     org_id = None
     if body.org:
-        org_id = (await orgs_of(request).ensure(body.org, plan, gateway.admission.default_plan)).id
+        org = await orgs_of(request).ensure(body.org, plan, gateway.admission.default_plan)
+        await welcome(gateway.meter.ledger, org, request.app.state.starting_credits)
+        org_id = org.id
     if body.role == "org_admin" and org_id is None:
         raise InvalidRequest("An organisation's admin key needs 'org'.", param="org")
     role: Role = "admin" if admin else "org_admin" if body.role == "org_admin" else "user"
@@ -150,6 +153,7 @@ async def create_org(request: Request) -> Response:
     org = await orgs_of(request).ensure(
         body.name, _plan(gateway, body.plan), gateway.admission.default_plan
     )
+    await welcome(gateway.meter.ledger, org, request.app.state.starting_credits)
     return JSON(org_card(org), status_code=201)
 
 

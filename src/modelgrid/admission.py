@@ -7,15 +7,20 @@ and live in the limiter: this process, or Redis shared by every replica.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import replace
 
+from .accounts import account_of
 from .catalogue import Entry, model_not_found
 from .errors import RateLimited
 from .limiter import Limiter
+from .metering import Charge
+from .pricing import Price
 from .ratelimit import Decision
 from .settings import PlanSettings
 from .storage.keys import KeyRecord
 from .trace import Trace
-from .types import Prepared, Tenant
+from .types import GenerationRequest, Prepared, Tenant
 
 
 class Admission:
@@ -36,6 +41,29 @@ class Admission:
         operator's own requests go first)."""
         plan = self.plan_of(caller)
         return Tenant(account_of(caller), 100 if plan is None else plan.priority)
+
+    def payer(self, caller: KeyRecord, model: str, price: Price) -> Charge:
+        """Who pays for a request on ``model``, and on which plan."""
+        plan = self.plan_of(caller)
+        plan_name = None if plan is None else (caller.plan or self.default_plan)
+        account = account_of(caller)
+        return Charge(account, caller.org_id, caller.id, plan_name, plan, model, price)
+
+    def capped(
+        self, caller: KeyRecord, requests: Sequence[GenerationRequest]
+    ) -> list[GenerationRequest]:
+        """The requests with max_tokens held to the plan's most (which is then also what a
+        request that sets none reserves)."""
+        plan = self.plan_of(caller)
+        if plan is None or not plan.max_tokens:
+            return list(requests)
+        cap = plan.max_tokens
+        return [
+            r
+            if r.sampling.max_tokens is not None and r.sampling.max_tokens <= cap
+            else replace(r, sampling=replace(r.sampling, max_tokens=cap))
+            for r in requests
+        ]
 
     def visible(self, caller: KeyRecord, entry: Entry) -> bool:
         plan = self.plan_of(caller)
@@ -96,11 +124,6 @@ class Admission:
                 + f". Retry in {decision.retry_after:.1f}s.",
                 headers={"Retry-After": str(math.ceil(decision.retry_after))},
             )
-
-
-def account_of(caller: KeyRecord) -> str:
-    """Whose limits a request counts against: its organisation's, or a lone key's own."""
-    return f"org:{caller.org_id}" if caller.org_id else f"key:{caller.id}"
 
 
 def limit_headers(kind: str, limit: int, decision: Decision) -> list[tuple[bytes, bytes]]:

@@ -12,19 +12,23 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from . import admin, routes
+from . import admin, admin_billing, routes
 from .access_log import AccessLog
 from .admission import Admission
 from .catalogue import Catalogue
+from .counters import Counters, MemoryCounters, RedisCounters
 from .errors import APIError
 from .gateway import Gateway
 from .limiter import Limiter, MemoryLimiter, RedisLimiter
 from .logs import configure_logging
+from .metering import Meter
 from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, RequestMiddleware
+from .pricing import OffPeak, Price, micro
 from .settings import Settings, load_settings
 from .storage.database import Database
 from .storage.keys import KeyStore
+from .storage.ledger import Ledger
 from .storage.orgs import OrgStore
 
 log = logging.getLogger("modelgrid.server")
@@ -60,7 +64,17 @@ def create_app(settings: Settings) -> Starlette:
         metrics.watch_deployments(entry.id, entry.router.snapshot)
     limiter: Limiter = RedisLimiter(settings.redis_url) if settings.redis_url else MemoryLimiter()
     admission = Admission(limiter, settings.all_plans, settings.default_plan)
-    gateway = Gateway(keys, catalogue, metrics, admission)
+    counters: Counters = (
+        RedisCounters(settings.redis_url) if settings.redis_url else MemoryCounters()
+    )
+    ledger = Ledger(db, settings.data_dir / "journal")
+    meter = Meter(
+        counters,
+        ledger,
+        {model_id: Price.from_settings(m.prices) for model_id, m in settings.models.items()},
+        OffPeak.parse(settings.off_peak_start, settings.off_peak_end),
+    )
+    gateway = Gateway(keys, catalogue, metrics, admission, meter)
     access_log = AccessLog(fmt=settings.log_format, enabled=settings.log_level in ("debug", "info"))
 
     @asynccontextmanager
@@ -68,6 +82,10 @@ def create_app(settings: Settings) -> Starlette:
         new_key = await bootstrap(db, keys, settings)
         if new_key is not None:
             announce_admin_key(new_key)
+        # Entries a killed process left in its journal reach the database before any request.
+        await ledger.start()
+        if ledger.replayed:
+            log.warning("ledger recovered", extra={"entries": ledger.replayed})
         await catalogue.start()
         access_log.start()
         # Everything built so far lives as long as the server: keep it out of the collector's
@@ -79,11 +97,13 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             access_log.close()
             await catalogue.close()
+            await ledger.close()
             await limiter.close()
+            await counters.close()
             await db.close()
 
     app = Starlette(
-        routes=routes.routes + admin.routes,
+        routes=routes.routes + admin.routes + admin_billing.routes,
         middleware=[
             Middleware(RequestMiddleware, metrics=metrics, access_log=access_log),
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
@@ -94,6 +114,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.state.gateway = gateway
     app.state.orgs = OrgStore(db)
+    app.state.starting_credits = micro(settings.starting_credits)
     return app
 
 

@@ -12,23 +12,10 @@ import click
 import httpx
 import orjson
 
-from .settings import Settings, SettingsError, load_settings
+from .cli_options import _settings, config_option
+from .settings import Settings
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-
-
-def _settings(config: str | None, **overrides: Any) -> Settings:
-    try:
-        return load_settings(config, overrides=overrides)
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-config_option = click.option(
-    "--config",
-    type=click.Path(dir_okay=False, exists=True),
-    help="TOML config file (default: $MODELGRID_CONFIG, else built-in defaults).",
-)
 
 
 @click.group()
@@ -364,3 +351,10 @@ def chat(
         except httpx.HTTPError as exc:
             raise click.ClickException(f"cannot reach {url}: {exc}") from None
     sys.stdout.write("\n")
+
+
+# Registered last: these commands live in a module of their own, which imports this one.
+from .cli_billing import credits_group, usage  # noqa: E402
+
+main.add_command(usage)
+main.add_command(credits_group)

@@ -81,6 +81,14 @@ class RateLimited(APIError):
     code = "rate_limit_exceeded"
 
 
+class InsufficientQuota(APIError):
+    """A quota or the credits cannot cover the request: OpenAI's 429 of the same name."""
+
+    status = 429
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+
+
 class PayloadTooLarge(APIError):
     status = 413
     code = "request_too_large"

@@ -1,10 +1,13 @@
 """The request's whole path, top to bottom.
 
-    authenticate → resolve model → prepare (count the prompt, check it fits)
-      → generate (queue, engine) → respond (one body, or a stream) → account (trace, metrics)
+    authenticate → resolve model → admit (plan: model access, rate and concurrency limits)
+      → prepare (count the prompt, check it fits) → admit tokens (tokens per minute)
+      → reserve (quotas and credits) → generate (queue, engine)
+      → respond (one body, or a stream) → account (trace, metrics)
+      → settle (when the response has ended: the reservation to the usage, a ledger entry)
 
-Later steps (admission against a plan, review, routing, labelling, settlement, audit) slot in
-here in that order; each is a unit of its own, and this module only calls them.
+Later steps (review, labelling, audit) slot in here in that order; each is a unit of its own,
+and this module only calls them.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from .admission import Admission
 from .catalogue import Catalogue, Entry
 from .errors import APIError, AuthenticationFailed, PermissionDenied, ServerError
 from .keys import parse_bearer
+from .metering import Meter
 from .metrics import Metrics
 from .openai_format import ChatFormat, Choice, ResponseFormatter, TextFormat
 from .sampling import chat_requests, text_requests
@@ -42,11 +46,13 @@ class Gateway:
         catalogue: Catalogue,
         metrics: Metrics,
         admission: Admission,
+        meter: Meter,
     ) -> None:
         self.keys = keys
         self.catalogue = catalogue
         self.metrics = metrics
         self.admission = admission
+        self.meter = meter
 
     async def authenticate(self, authorization: str | None, trace: Trace) -> KeyRecord:
         key = parse_bearer(authorization)
@@ -76,10 +82,11 @@ class Gateway:
     async def chat(self, caller: KeyRecord, body: ChatCompletionRequest, trace: Trace) -> Result:
         entry = self._resolve(body.model, trace, body.user, body.stream)
         await self.admission.admit(caller, entry, trace)
-        requests = chat_requests(body, entry.settings)
+        requests = self.admission.capped(caller, chat_requests(body, entry.settings))
         prepared = [await entry.engine.prepare(r) for r in requests]
         trace.tokens_in = prepared[0].prompt_tokens  # one prompt, however many choices
         await self.admission.admit_tokens(caller, prepared, trace)
+        await self._reserve(caller, entry, sum(p.max_tokens for p in prepared), trace)
         call = _Call(
             entry,
             ChatFormat(f"chatcmpl-{trace.uid}", entry.id, body.logprobs),
@@ -96,9 +103,11 @@ class Gateway:
         entry = self._resolve(body.model, trace, body.user, body.stream)
         await self.admission.admit(caller, entry, trace)
         pairs = text_requests(body, entry.settings)
-        prepared = [await entry.engine.prepare(r) for _, r in pairs]
+        capped = self.admission.capped(caller, [r for _, r in pairs])
+        prepared = [await entry.engine.prepare(r) for r in capped]
         trace.tokens_in = sum(p.prompt_tokens for p in prepared[:: body.n])  # once per prompt
         await self.admission.admit_tokens(caller, prepared, trace)
+        await self._reserve(caller, entry, sum(p.max_tokens for p in prepared), trace)
         call = _Call(
             entry,
             TextFormat(f"cmpl-{trace.uid}", entry.id, body.logprobs is not None),
@@ -115,11 +124,17 @@ class Gateway:
         entry = self._resolve(body.model, trace, body.user, False)
         await self.admission.admit(caller, entry, trace)
         request = EmbeddingRequest(body.input, body.encoding_format, body.dimensions)
+        trace.tokens_in = _estimate(entry, body.input)
+        await self._reserve(caller, entry, 0, trace)
         result = await entry.router.embed(request)
         trace.tokens_in, trace.deployment = result.prompt_tokens, result.deployment or None
         self._account_tokens(entry.id, trace)
         usage = {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens}
         return {"object": "list", "data": result.data, "model": entry.id, "usage": usage}
+
+    async def _reserve(self, caller: KeyRecord, entry: Entry, most_out: int, trace: Trace) -> None:
+        who = self.admission.payer(caller, entry.id, self.meter.price_of(entry.id))
+        await self.meter.reserve(who, trace.tokens_in, most_out, trace)
 
     def _resolve(self, model: str, trace: Trace, user: str | None, stream: bool) -> Entry:
         trace.model, trace.user, trace.stream = model, user, stream
@@ -138,7 +153,7 @@ class Gateway:
             return self._stream(call, first, pieces)
         choices = [await self._collect(call, index) for index in range(len(call.choices))]
         self._account(call)
-        return call.fmt.response(choices, Usage(call.trace.tokens_in, call.trace.tokens_out))
+        return call.fmt.response(choices, _usage(call.trace))
 
     async def _generate(self, call: _Call, index: int) -> AsyncGenerator[Piece, None]:
         """One choice's pieces, metered as they come; the engine stops if we stop early."""
@@ -171,7 +186,7 @@ class Gateway:
                         if piece.finish_reason is not None:
                             yield _sse(fmt.finish(index, piece.finish_reason))
             if call.include_usage:
-                yield _sse(fmt.usage(Usage(trace.tokens_in, trace.tokens_out)))
+                yield _sse(fmt.usage(_usage(trace)))
             yield b"data: [DONE]\n\n"
         except (GeneratorExit, asyncio.CancelledError):
             trace.outcome = "cancelled"
@@ -227,6 +242,7 @@ def _meter(call: _Call, index: int, piece: Piece, counted: int) -> int:
         trace.tokens_out += piece.usage.completion_tokens - counted
         if call.counts_prompt(index):
             trace.tokens_in += piece.usage.prompt_tokens - call.choices[index][1].prompt_tokens
+            trace.tokens_cached += piece.usage.cached_tokens
     if piece.deployment:
         trace.deployment = piece.deployment
     return counted
@@ -238,6 +254,21 @@ async def _resumed(first: Piece, rest: AsyncGenerator[Piece, None]) -> AsyncGene
     async with aclosing(rest):
         async for piece in rest:
             yield piece
+
+
+def _usage(trace: Trace) -> Usage:
+    return Usage(trace.tokens_in, trace.tokens_out, trace.tokens_cached)
+
+
+def _estimate(entry: Entry, inputs: str | list[str] | list[int] | list[list[int]]) -> int:
+    """Tokens an embedding request may take, for its reservation: counted by the model for
+    text, and exact for token ids."""
+    if isinstance(inputs, str):
+        return entry.engine.count_tokens(inputs)
+    return sum(
+        entry.engine.count_tokens(x) if isinstance(x, str) else len(x) if isinstance(x, list) else 1
+        for x in inputs
+    )
 
 
 def _sse(payload: dict[str, Any]) -> bytes:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from .ratelimit import Decision, gcra
+from .redis_pool import connect
 
 # GCRA in Lua; KEYS[1] holds the TAT in milliseconds since the epoch, as Redis's clock sees it
 # (all replicas read the same clock). The key expires once its TAT has passed.
@@ -110,9 +111,7 @@ class MemoryLimiter:
 
 class RedisLimiter:
     def __init__(self, url: str, prefix: str = "modelgrid:rl:") -> None:
-        import redis.asyncio as redis
-
-        self._redis = redis.from_url(url)
+        self._redis = connect(url)
         self._script = self._redis.register_script(_GCRA_LUA)
         self._acquire = self._redis.register_script(_ACQUIRE_LUA)
         self._prefix = prefix

@@ -69,6 +69,25 @@ class OpenAISettings(_Deployment):
 DeploymentSettings = Annotated[LlamaCppSettings | OpenAISettings, Field(discriminator="engine")]
 
 
+class PriceSettings(BaseModel):
+    """What a model costs its callers, in credits per million tokens (DeepSeek's and OpenAI's
+    unit), and the discount it gives in the off-peak window."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: float = Field(0.0, ge=0)
+    cached_input: float | None = Field(None, ge=0)  # None: the input price
+    output: float = Field(0.0, ge=0)
+    off_peak_discount: float = Field(0.0, ge=0, le=1)  # 0.5: half price off-peak
+
+    @model_validator(mode="after")
+    def _cached_not_dearer(self) -> PriceSettings:
+        # Reservations price every prompt token as uncached: that bound must hold.
+        if self.cached_input is not None and self.cached_input > self.input:
+            raise ValueError("cached_input may not exceed input")
+        return self
+
+
 class ModelSettings(BaseModel):
     """A model clients name, served by one or more deployments.
 
@@ -83,6 +102,7 @@ class ModelSettings(BaseModel):
     max_retries: int = Field(2, ge=0)  # further attempts after the first, on any deployment
     retry_backoff_seconds: float = Field(0.05, ge=0)  # doubles per retry, with full jitter
     fallbacks: list[str] = Field(default_factory=list)  # other model ids, tried in order
+    prices: PriceSettings = Field(default_factory=PriceSettings)  # free unless set
     deployments: list[DeploymentSettings] = Field(min_length=1)
 
     @model_validator(mode="before")
@@ -115,19 +135,54 @@ class PlanSettings(BaseModel):
     tokens_per_minute: int = Field(0, ge=0)
     # Queue priority on the embedded engines: waiting requests of a higher one go first.
     priority: int = Field(0, ge=0, le=100)
+    # Quotas per organisation (or lone key), per UTC day and calendar month: prompt and
+    # completion tokens together; 0: no quota.
+    daily_tokens: int = Field(0, ge=0)
+    monthly_tokens: int = Field(0, ge=0)
+    # Requests are charged to the organisation's credits at the models' prices times the
+    # multiplier, and refused once the credits cannot cover what a request may cost.
+    billed: bool = False
+    price_multiplier: float = Field(1.0, ge=0)
+    monthly_credits: float = Field(0.0, ge=0)  # the most charged per month; 0: no budget
+    # The most tokens a completion may take on this plan (also what a reservation assumes when
+    # the caller sets no max_tokens); 0: what the model's context leaves.
+    max_tokens: int = Field(0, ge=0)
 
     def allows(self, model_id: str) -> bool:
         return "*" in self.models or model_id in self.models
+
+    @property
+    def counts(self) -> bool:
+        """Whether it keeps counters that several processes would each keep on their own."""
+        return bool(
+            self.requests_per_minute
+            or self.max_concurrency
+            or self.tokens_per_minute
+            or self.daily_tokens
+            or self.monthly_tokens
+            or self.billed
+        )
 
 
 # The built-in plans; an operator's [plans.<name>] table of the same name replaces one.
 # The free tier's rate is OpenRouter's for its free models.
 BUILTIN_PLANS = {
-    "free": PlanSettings(requests_per_minute=20, max_concurrency=2, tokens_per_minute=40_000),
-    "pro": PlanSettings(
-        requests_per_minute=600, max_concurrency=32, tokens_per_minute=2_000_000, priority=1
+    "free": PlanSettings(
+        requests_per_minute=20,
+        max_concurrency=2,
+        tokens_per_minute=40_000,
+        daily_tokens=200_000,
+        monthly_tokens=2_000_000,
+        max_tokens=4096,
     ),
-    "enterprise": PlanSettings(priority=2),
+    "pro": PlanSettings(
+        requests_per_minute=600,
+        max_concurrency=32,
+        tokens_per_minute=2_000_000,
+        priority=1,
+        billed=True,
+    ),
+    "enterprise": PlanSettings(priority=2, billed=True),
 }
 
 
@@ -147,6 +202,11 @@ class Settings(BaseModel):
     redis_url: str = ""  # empty: limits are counted in each process
     plans: dict[str, PlanSettings] = Field(default_factory=dict)  # over the built-in ones
     default_plan: str = "free"  # for keys outside any organisation, and new organisations
+    starting_credits: float = Field(0.0, ge=0)  # granted to each new organisation
+    # The off-peak window, UTC "HH:MM" to "HH:MM" (it may wrap midnight; DeepSeek's was 16:30
+    # to 00:30), in which models with an off_peak_discount cost less. Empty: none.
+    off_peak_start: str = Field("", pattern=r"^$|^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    off_peak_end: str = Field("", pattern=r"^$|^([01][0-9]|2[0-3]):[0-5][0-9]$")
     models: dict[str, ModelSettings] = Field(
         default_factory=lambda: {DEFAULT_MODEL_ID: ModelSettings.model_validate({})}
     )
@@ -169,6 +229,18 @@ class Settings(BaseModel):
     def _default_plan_exists(self) -> Settings:
         if self.default_plan not in self.all_plans:
             raise ValueError(f"default_plan: no plan {self.default_plan!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _limits_hold(self) -> Settings:
+        # Limits, quotas and credits counted in each worker would together allow several
+        # times each; refuse that rather than let it pass silently.
+        counting = sorted(name for name, plan in self.all_plans.items() if plan.counts)
+        if self.workers > 1 and not self.redis_url and counting:
+            raise ValueError(
+                f"workers = {self.workers} needs redis_url: plans {', '.join(counting)} have "
+                "limits, quotas or credits, which each worker would otherwise count on its own"
+            )
         return self
 
     @model_validator(mode="after")

@@ -25,6 +25,7 @@ class Trace:
     user: str | None = None
     stream: bool = False
     tokens_in: int = 0
+    tokens_cached: int = 0  # of tokens_in, served from an upstream's prompt cache
     tokens_out: int = 0
     first_token_at: float | None = None
     status: int = 0

@@ -280,7 +280,13 @@ def _whole(body: dict[str, Any], chat: bool) -> Piece:
 
 
 def _usage(raw: dict[str, Any]) -> Usage:
-    return Usage(int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0))
+    details = raw.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    return Usage(
+        int(raw.get("prompt_tokens") or 0),
+        int(raw.get("completion_tokens") or 0),
+        int(cached or raw.get("prompt_cache_hit_tokens") or 0),  # DeepSeek's name for it
+    )
 
 
 def _logprobs(raw: Any, chat: bool) -> list[TokenLogprob]:

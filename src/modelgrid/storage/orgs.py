@@ -18,6 +18,7 @@ class Organisation:
     name: str
     plan: str
     keys: int = 0  # active keys
+    created: bool = False  # by the call that returned it
 
 
 class OrgStore:
@@ -36,7 +37,7 @@ class OrgStore:
         existing one moves to ``plan`` when one is given."""
         found = await self.get(name)
         if found is None:
-            org = Organisation(uuid.uuid4().hex, name, plan or default_plan)
+            org = Organisation(uuid.uuid4().hex, name, plan or default_plan, created=True)
             async with self._db.engine.begin() as conn:
                 await conn.execute(
                     organisations.insert().values(

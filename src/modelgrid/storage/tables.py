@@ -28,3 +28,48 @@ api_keys = sa.Table(
     sa.Column("org_id", sa.String(32), sa.ForeignKey("organisations.id"), nullable=True),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
 )
+
+# SQLite autoincrements only an INTEGER PRIMARY KEY; PostgreSQL gets a BIGSERIAL.
+_AUTO_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+# One row per finished request; money in micro-credits (1 credit = 1,000,000). No foreign keys:
+# entries outlive the organisations and keys they name.
+ledger = sa.Table(
+    "ledger",
+    metadata,
+    sa.Column("id", _AUTO_ID, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(160), nullable=False),
+    sa.Column("org_id", sa.String(32), nullable=True),
+    sa.Column("key_id", sa.String(32), nullable=True),
+    sa.Column("account", sa.String(64), nullable=False),  # "org:<id>" or "key:<id>"
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("deployment", sa.String(200), nullable=True),
+    sa.Column("plan", sa.String(64), nullable=False),
+    sa.Column("tokens_in", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("tokens_cached", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("tokens_out", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("list_price", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("charge", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("cost", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("outcome", sa.String(64), nullable=False),
+    sa.Column("status", sa.Integer(), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("request_id", name="uq_ledger_request_id"),
+    sa.Index("ix_ledger_account_created_at", "account", "created_at"),
+    sa.Index("ix_ledger_org_id_created_at", "org_id", "created_at"),
+    sa.Index("ix_ledger_created_at", "created_at"),
+)
+
+# Credits given to an account: positive grants, negative corrections.
+credit_grants = sa.Table(
+    "credit_grants",
+    metadata,
+    sa.Column("id", _AUTO_ID, primary_key=True, autoincrement=True),
+    sa.Column("account", sa.String(64), nullable=False),
+    sa.Column("amount", sa.BigInteger(), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),  # topup, starting, code, adjustment
+    sa.Column("note", sa.String(200), nullable=False, server_default=""),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_credit_grants_account", "account"),
+)

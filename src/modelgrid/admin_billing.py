@@ -1,0 +1,136 @@
+"""Credits, usage and the ledger under ``/admin/v1/orgs/{org}/``.
+
+The operator's admin keys reach every organisation; an organisation's admin key reads its own
+usage and ledger, and to it every other organisation does not exist (404, as unknown).
+Only the operator grants credits.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import Field
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .accounts import account_of_org
+from .admin import orgs_of
+from .errors import InvalidRequest, NotFound, PermissionDenied
+from .pricing import credits, micro
+from .routes import JSON, gateway_of, read_json, trace_of
+from .schemas import Body, parse
+from .storage.ledger import LedgerEntry
+from .storage.orgs import Organisation
+
+
+class Grant(Body):
+    # Positive: a top-up; negative: a correction. At most a million credits a call.
+    amount: Annotated[float, Field(ge=-1_000_000, le=1_000_000)]
+    note: Annotated[str, Field(max_length=200)] = ""
+
+
+async def _org(request: Request, route: str, operator_only: bool = False) -> Organisation:
+    gateway = gateway_of(request)
+    caller = await gateway.authenticate_admin(
+        request.headers.get("authorization"), trace_of(request, route), not operator_only
+    )
+    org = await orgs_of(request).get(request.path_params["org"])
+    if org is None or (caller.role != "admin" and caller.org_id != org.id):
+        raise NotFound(f"No organisation '{request.path_params['org']}'.", param="org")
+    return org
+
+
+def _since(request: Request) -> datetime:
+    """``?since=`` (an ISO date or time, UTC unless it says); default: this month's start."""
+    text = request.query_params.get("since")
+    if not text:
+        return datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest("'since' must be an ISO 8601 date.", param="since") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+async def usage(request: Request) -> Response:
+    org = await _org(request, "/admin/v1/orgs/{org}/usage")
+    meter = gateway_of(request).meter
+    account = account_of_org(org.id)
+    since = _since(request)
+    await meter.ledger.flush()
+    totals = await meter.ledger.totals(account, since)
+    balance = await meter.balance(account)
+    return JSON(
+        {
+            "object": "usage",
+            "org": org.name,
+            "plan": org.plan,
+            "since": since.isoformat(),
+            "requests": totals.requests,
+            "tokens_in": totals.tokens_in,
+            "tokens_cached": totals.tokens_cached,
+            "tokens_out": totals.tokens_out,
+            "list_price": credits(totals.list_price),
+            "charged": credits(totals.charge),
+            "balance": credits(balance),
+        }
+    )
+
+
+def entry_card(entry: LedgerEntry) -> dict[str, Any]:
+    return {
+        "request_id": entry.request_id,
+        "key_id": entry.key_id,
+        "model": entry.model,
+        "deployment": entry.deployment,
+        "plan": entry.plan,
+        "tokens_in": entry.tokens_in,
+        "tokens_cached": entry.tokens_cached,
+        "tokens_out": entry.tokens_out,
+        "list_price": credits(entry.list_price),
+        "charged": credits(entry.charge),
+        "cost": credits(entry.cost),
+        "outcome": entry.outcome,
+        "status": entry.status,
+        "started_at": entry.started_at.isoformat(),
+        "created_at": entry.created_at.isoformat(),
+    }
+
+
+async def ledger(request: Request) -> Response:
+    org = await _org(request, "/admin/v1/orgs/{org}/ledger")
+    meter = gateway_of(request).meter
+    raw_limit = request.query_params.get("limit", "100")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 10_000:
+        raise InvalidRequest("'limit' must be a whole number from 1 to 10000.", param="limit")
+    await meter.ledger.flush()
+    found = await meter.ledger.entries(
+        account_of_org(org.id), since=_since(request), limit=int(raw_limit)
+    )
+    return JSON({"object": "list", "data": [entry_card(e) for e in found]})
+
+
+async def grant_credits(request: Request) -> Response:
+    org = await _org(request, "/admin/v1/orgs/{org}/credits", operator_only=True)
+    body: Grant = parse(Grant, await read_json(request))
+    amount = micro(body.amount)
+    if amount == 0:
+        raise InvalidRequest("'amount' must not be zero.", param="amount")
+    meter = gateway_of(request).meter
+    account = account_of_org(org.id)
+    balance = await meter.balance(account)
+    if balance + amount < 0:
+        raise PermissionDenied(
+            f"A correction of {body.amount:g} would leave {org.name} a negative balance."
+        )
+    await meter.grant(account, amount, "topup" if amount > 0 else "adjustment", body.note)
+    return JSON({"org": org.name, "balance": credits(balance + amount)}, status_code=201)
+
+
+routes = [
+    Route("/admin/v1/orgs/{org}/usage", usage, methods=["GET"]),
+    Route("/admin/v1/orgs/{org}/ledger", ledger, methods=["GET"]),
+    Route("/admin/v1/orgs/{org}/credits", grant_credits, methods=["POST"]),
+]

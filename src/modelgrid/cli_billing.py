@@ -1,0 +1,120 @@
+"""``modelgrid usage`` and ``modelgrid credits``: read and grant on the database directly, as
+``keys`` and ``orgs`` do, so they work whether or not a server runs (a running server sees a
+grant within a second)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import click
+import orjson
+
+from .accounts import account_of_org
+from .cli_options import _settings, config_option
+from .pricing import credits, micro
+from .settings import Settings
+from .storage.database import Database
+from .storage.ledger import Ledger
+from .storage.orgs import Organisation, OrgStore
+
+T = TypeVar("T")
+
+
+def _run(config: str | None, org_name: str, action: Callable[..., Awaitable[T]]) -> T:
+    """Run ``action(ledger, org, settings)`` for the organisation called ``org_name``."""
+    settings = _settings(config)
+
+    async def run() -> T:
+        db = Database(settings.resolved_database_url)
+        try:
+            await db.migrate()
+            org = await OrgStore(db).get(org_name)
+            if org is None:
+                raise click.ClickException(f"no organisation {org_name!r}")
+            # Queries and grants only: journaling and flushing belong to the server.
+            ledger = Ledger(db, settings.data_dir / "journal")
+            return await action(ledger, org, settings)
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
+
+
+def _since(text: str | None) -> datetime:
+    if not text:
+        return datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.ClickException(f"--since {text!r}: use an ISO date, e.g. 2026-11-01") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@click.command()
+@config_option
+@click.option("--org", "org_name", required=True, help="The organisation.")
+@click.option("--since", help="ISO date or time (UTC); default: the start of this month.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def usage(config: str | None, org_name: str, since: str | None, as_json: bool) -> None:
+    """An organisation's requests, tokens and charges since a date, and its credits left."""
+    start = _since(since)
+
+    async def action(ledger: Ledger, org: Organisation, settings: Settings) -> dict[str, Any]:
+        account = account_of_org(org.id)
+        totals = await ledger.totals(account, start)
+        balance = await ledger.granted(account) - await ledger.spent(account)
+        return {
+            "org": org.name,
+            "plan": org.plan,
+            "since": start.isoformat(),
+            "requests": totals.requests,
+            "tokens_in": totals.tokens_in,
+            "tokens_cached": totals.tokens_cached,
+            "tokens_out": totals.tokens_out,
+            "list_price": credits(totals.list_price),
+            "charged": credits(totals.charge),
+            "balance": credits(balance),
+        }
+
+    found = _run(config, org_name, action)
+    if as_json:
+        click.echo(orjson.dumps(found).decode())
+        return
+    click.echo(f"{found['org']} ({found['plan']} plan) since {found['since']}:")
+    click.echo(f"  requests    {found['requests']}")
+    click.echo(f"  tokens in   {found['tokens_in']} ({found['tokens_cached']} cached)")
+    click.echo(f"  tokens out  {found['tokens_out']}")
+    click.echo(f"  list price  {found['list_price']:.6f} credits")
+    click.echo(f"  charged     {found['charged']:.6f} credits")
+    click.echo(f"  balance     {found['balance']:.6f} credits")
+
+
+@click.group(name="credits")
+def credits_group() -> None:
+    """Credits: what billed plans spend."""
+
+
+@credits_group.command("add")
+@config_option
+@click.option("--org", "org_name", required=True, help="The organisation.")
+@click.option("--note", default="", help="Why (kept with the grant).")
+@click.argument("amount", type=float)
+def credits_add(config: str | None, org_name: str, note: str, amount: float) -> None:
+    """Grant AMOUNT credits (negative: a correction; never below a zero balance)."""
+    if micro(amount) == 0:
+        raise click.ClickException("AMOUNT must not be zero")
+
+    async def action(ledger: Ledger, org: Organisation, settings: Settings) -> float:
+        account = account_of_org(org.id)
+        balance = await ledger.granted(account) - await ledger.spent(account)
+        if balance + micro(amount) < 0:
+            raise click.ClickException(f"that would leave {org.name} a negative balance")
+        kind = "topup" if amount > 0 else "adjustment"
+        await ledger.grant(account, micro(amount), kind, note)
+        return credits(balance + micro(amount))
+
+    balance = _run(config, org_name, action)
+    click.echo(f"{org_name} has {balance:.6f} credits.")

@@ -1,0 +1,218 @@
+"""Metering: reserve before generation, settle after it, and write the ledger entry.
+
+A request reserves the most it may cost (its prompt plus every choice's max_tokens, priced
+as uncached input and output) against each quota and the credits, all or nothing. When its
+response has ended (whole, streamed, failed or cut off by a disconnect), the reservation
+settles to what was used, never more than was reserved, so that however many requests race,
+the charges settled never pass a cap and no balance goes negative. A request that failed
+before producing anything is charged nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from .accounts import account_of_org
+from .counters import Counters
+from .errors import InsufficientQuota
+from .pricing import FREE, OffPeak, Price, charge, list_price
+from .quota import Bucket, buckets, refusal, ttl_seconds
+from .settings import PlanSettings
+from .storage.ledger import Ledger, LedgerEntry
+from .storage.orgs import Organisation
+from .trace import Trace
+
+log = logging.getLogger("modelgrid.metering")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """Who pays for a request, and at what price."""
+
+    account: str
+    org_id: str | None
+    key_id: str
+    plan_name: str | None
+    plan: PlanSettings | None  # None: the operator's own keys, never limited or charged
+    model: str
+    price: Price
+
+
+@dataclass(frozen=True, slots=True)
+class _Reservation:
+    charge: Charge
+    buckets: Sequence[Bucket]
+    tokens: int  # the most it may use
+    amount: int  # the most it may be charged, micro-credits
+    off_peak: bool
+    started_at: datetime
+
+
+class Meter:
+    def __init__(
+        self,
+        counters: Counters,
+        ledger: Ledger,
+        prices: dict[str, Price],
+        off_peak: OffPeak | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.counters = counters
+        self.ledger = ledger
+        self.prices = prices
+        self.off_peak = off_peak
+        self._clock = clock
+        self._granted = _GrantCache(ledger)
+
+    def price_of(self, model: str) -> Price:
+        return self.prices.get(model, FREE)
+
+    async def reserve(self, who: Charge, tokens_in: int, max_tokens: int, trace: Trace) -> None:
+        """Reserve the request's most against ``who``'s quotas and credits, or refuse it with
+        429 insufficient_quota; its settlement then runs once the response has ended."""
+        now = self._clock()
+        off_peak = self.off_peak is not None and self.off_peak.contains(now)
+        plan = who.plan
+        tokens = tokens_in + max_tokens
+        amount = 0
+        found: list[Bucket] = []
+        if plan is not None:
+            if plan.billed:
+                amount = charge(
+                    who.price, tokens_in, 0, max_tokens, plan.price_multiplier, off_peak
+                )
+            granted = await self._granted.get(who.account) if plan.billed else 0
+            found = buckets(plan, who.account, now, granted)
+            if found:
+                amounts = [b.amount(tokens, amount) for b in found]
+                await self._take(who.account, found, amounts, now)
+        reservation = _Reservation(who, found, tokens, amount, off_peak, now)
+
+        async def settle() -> None:
+            await self._settle(reservation, trace)
+
+        trace.releases.append(settle)
+
+    async def _take(
+        self, account: str, found: list[Bucket], amounts: list[int], now: datetime
+    ) -> None:
+        keys, caps = [b.key for b in found], [b.cap for b in found]
+        for _ in range(3):  # a counter found missing is loaded, then the reservation retried
+            outcome = await self.counters.reserve(keys, amounts, caps)
+            if outcome.status == "ok":
+                return
+            bucket = found[outcome.index]
+            if outcome.status == "refused":
+                text, wait = refusal(bucket, now)
+                headers = {} if wait is None else {"Retry-After": str(wait)}
+                raise InsufficientQuota(text, headers=headers)
+            await self._load(account, bucket, now)
+        raise RuntimeError(f"quota counter {found[0].key} could not be loaded")
+
+    async def _load(self, account: str, bucket: Bucket, now: datetime) -> None:
+        """A counter's value from the ledger: what the account used in the window (for
+        credits: every charge less every grant). This process's entries still in the journal
+        go to the database first; other replicas' reach it within their flush interval."""
+        await self.ledger.flush()
+        if bucket.kind == "credits":
+            value = await self.ledger.spent(account)
+        else:
+            totals = await self.ledger.totals(account, bucket.since)
+            value = totals.charge if not bucket.in_tokens else totals.tokens_in + totals.tokens_out
+        await self.counters.load(bucket.key, value, ttl_seconds(bucket, now))
+
+    async def grant(self, account: str, amount: int, kind: str, note: str = "") -> None:
+        """Credits in (a top-up, a redeemed code, the starting grant) or out (a correction):
+        recorded in the ledger; other processes and replicas see it within a second."""
+        await self.ledger.grant(account, amount, kind, note)
+        self._granted.forget(account)
+
+    async def balance(self, account: str) -> int:
+        """Credits left in micro-credits: every grant less every charge settled so far."""
+        await self.ledger.flush()
+        return await self.ledger.granted(account) - await self.ledger.spent(account)
+
+    async def _settle(self, r: _Reservation, trace: Trace) -> None:
+        who = r.charge
+        produced = trace.tokens_out > 0 or trace.first_token_at is not None
+        tokens_in = trace.tokens_in if produced else 0
+        tokens_cached = trace.tokens_cached if produced else 0
+        tokens_out = trace.tokens_out if produced else 0
+        plan = who.plan
+        charged = 0
+        if plan is not None and plan.billed:
+            exact = charge(
+                who.price, tokens_in, tokens_cached, tokens_out, plan.price_multiplier, r.off_peak
+            )
+            charged = min(exact, r.amount)  # never past what was reserved, so never past a cap
+        used = min(tokens_in + tokens_out, r.tokens)
+        if r.buckets:
+            deltas = [b.amount(used, charged) - b.amount(r.tokens, r.amount) for b in r.buckets]
+            await self.counters.adjust([b.key for b in r.buckets], deltas)
+        self.ledger.append(
+            LedgerEntry(
+                request_id=trace.request_id,
+                account=who.account,
+                org_id=who.org_id,
+                key_id=who.key_id,
+                model=who.model,
+                deployment=trace.deployment,
+                plan=who.plan_name or "",
+                tokens_in=tokens_in,
+                tokens_cached=tokens_cached,
+                tokens_out=tokens_out,
+                list_price=list_price(who.price, tokens_in, tokens_cached, tokens_out),
+                charge=charged,
+                cost=0,
+                outcome=trace.outcome,
+                status=trace.status,
+                started_at=r.started_at,
+                created_at=self._clock(),
+            )
+        )
+
+
+async def welcome(ledger: Ledger, org: Organisation, starting: int) -> None:
+    """A new organisation's starting credits (``starting_credits``), granted once."""
+    if org.created and starting > 0:
+        await ledger.grant(account_of_org(org.id), starting, "starting", "starting credits")
+
+
+class _GrantCache:
+    """Each account's credits granted, remembered for a second: the cap of its credits
+    counter. A grant (written by any replica, or by the CLI) counts everywhere within that
+    second, with no database read on most requests; one read at a time per account."""
+
+    def __init__(self, ledger: Ledger, seconds: float = 1.0) -> None:
+        self._ledger = ledger
+        self._seconds = seconds
+        self._known: dict[str, tuple[float, int]] = {}
+        self._pending: dict[str, asyncio.Future[int]] = {}
+
+    async def get(self, account: str) -> int:
+        known = self._known.get(account)
+        if known is not None and time.monotonic() - known[0] < self._seconds:
+            return known[1]
+        pending = self._pending.get(account)
+        if pending is None:
+            pending = asyncio.ensure_future(self._lookup(account))
+            self._pending[account] = pending
+            pending.add_done_callback(lambda _: self._pending.pop(account, None))
+        return await asyncio.shield(pending)
+
+    async def _lookup(self, account: str) -> int:
+        granted = await self._ledger.granted(account)
+        self._known[account] = (time.monotonic(), granted)
+        return granted
+
+    def forget(self, account: str) -> None:
+        self._known.pop(account, None)
