@@ -59,6 +59,7 @@ class Server:
     data_dir: Path
     log_path: Path
     env: dict[str, str]
+    pid: int = 0
 
     @property
     def base_url(self) -> str:
@@ -115,7 +116,9 @@ def run_server(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = Server(f"http://127.0.0.1:{port}", admin_key, tmp / "data", log_path, full_env)
+    server = Server(
+        f"http://127.0.0.1:{port}", admin_key, tmp / "data", log_path, full_env, proc.pid
+    )
     try:
         _wait_healthy(server, proc)
         yield server

@@ -80,3 +80,24 @@ async def test_memory_counters_expire() -> None:
     await counters.load("forever", 5, ttl=0)
     now[0] += 11
     assert await counters.get("day") is None and await counters.get("forever") == 5
+
+
+async def test_reservations_of_a_dead_replica_are_handed_back(redis_url: str) -> None:
+    prefix = f"test:{uuid.uuid4().hex}:"
+    dead, alive = RedisCounters(redis_url, prefix=prefix), RedisCounters(redis_url, prefix=prefix)
+    try:
+        await dead.start()
+        await dead.load("q", 0, ttl=60)
+        held = [await dead.reserve(["q"], [10], [1000]) for _ in range(3)]
+        await dead.adjust(["q"], [-4], held[0].token)  # one settled (6 used), two still held
+        assert await dead.get("q") == 26
+        await alive.start()
+        assert await alive.reconcile() == 0  # its heartbeat still beats
+        # It dies: no settlement, and its heartbeat stops (here: at once, not in 30 s).
+        await dead._redis.delete(f"{prefix}alive:{dead.replica}")
+        assert await alive.reconcile() == 2
+        assert await alive.get("q") == 6
+        assert await alive.reconcile() == 0  # handed back once
+    finally:
+        await dead.close()
+        await alive.close()

@@ -66,8 +66,7 @@ async def call(meter: Meter, who: Charge, tokens_in: int, most: int, out: int) -
         trace.first_token_at = time.perf_counter()
     else:
         trace.outcome = "upstream_error"
-    for release in trace.releases:
-        await release()
+    await trace.settle()
     return tokens_in + out if out else 0
 
 
@@ -125,8 +124,7 @@ async def test_settlement_charges_exact_usage_and_never_more_than_reserved(meter
     # The upstream reported more prompt tokens than estimated, some from its cache.
     trace.tokens_in, trace.tokens_cached, trace.tokens_out = 40, 30, 20
     trace.first_token_at = time.perf_counter()
-    for release in trace.releases:
-        await release()
+    await trace.settle()
     await meter.ledger.flush()
     entry = await meter.ledger.by_request("req_exact")
     assert entry is not None

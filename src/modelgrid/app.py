@@ -86,6 +86,7 @@ def create_app(settings: Settings) -> Starlette:
         await ledger.start()
         if ledger.replayed:
             log.warning("ledger recovered", extra={"entries": ledger.replayed})
+        await counters.start()  # hands back reservations of replicas that died
         await catalogue.start()
         access_log.start()
         # Everything built so far lives as long as the server: keep it out of the collector's

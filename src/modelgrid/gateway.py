@@ -185,6 +185,9 @@ class Gateway:
                             yield _sse(fmt.delta(index, piece.text, piece.logprobs))
                         if piece.finish_reason is not None:
                             yield _sse(fmt.finish(index, piece.finish_reason))
+            # Settled before the stream's end reaches the client: a stream it saw end has its
+            # ledger entry, whatever happens to this process next.
+            await trace.settle()
             if call.include_usage:
                 yield _sse(fmt.usage(_usage(trace)))
             yield b"data: [DONE]\n\n"

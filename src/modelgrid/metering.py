@@ -55,6 +55,7 @@ class _Reservation:
     amount: int  # the most it may be charged, micro-credits
     off_peak: bool
     started_at: datetime
+    token: str  # the counters' own name for it
 
 
 class Meter:
@@ -85,6 +86,7 @@ class Meter:
         tokens = tokens_in + max_tokens
         amount = 0
         found: list[Bucket] = []
+        token = ""
         if plan is not None:
             if plan.billed:
                 amount = charge(
@@ -94,22 +96,23 @@ class Meter:
             found = buckets(plan, who.account, now, granted)
             if found:
                 amounts = [b.amount(tokens, amount) for b in found]
-                await self._take(who.account, found, amounts, now)
-        reservation = _Reservation(who, found, tokens, amount, off_peak, now)
+                token = await self._take(who.account, found, amounts, now)
+        reservation = _Reservation(who, found, tokens, amount, off_peak, now, token)
 
         async def settle() -> None:
             await self._settle(reservation, trace)
 
-        trace.releases.append(settle)
+        trace.settlement = settle
 
     async def _take(
         self, account: str, found: list[Bucket], amounts: list[int], now: datetime
-    ) -> None:
+    ) -> str:
+        """Reserve ``amounts`` on the counters; returns the reservation's token."""
         keys, caps = [b.key for b in found], [b.cap for b in found]
         for _ in range(3):  # a counter found missing is loaded, then the reservation retried
             outcome = await self.counters.reserve(keys, amounts, caps)
             if outcome.status == "ok":
-                return
+                return outcome.token
             bucket = found[outcome.index]
             if outcome.status == "refused":
                 text, wait = refusal(bucket, now)
@@ -156,8 +159,15 @@ class Meter:
             charged = min(exact, r.amount)  # never past what was reserved, so never past a cap
         used = min(tokens_in + tokens_out, r.tokens)
         if r.buckets:
+            # Counters first, then the entry: a replica killed in between leaves counters
+            # that over-count by one request, never a reservation handed back whose request
+            # also has an entry. Should Redis fail here, the counters keep the reservation
+            # (over-counting again) and the ledger stays exact.
             deltas = [b.amount(used, charged) - b.amount(r.tokens, r.amount) for b in r.buckets]
-            await self.counters.adjust([b.key for b in r.buckets], deltas)
+            try:
+                await self.counters.adjust([b.key for b in r.buckets], deltas, r.token)
+            except Exception:
+                log.exception("settlement: counters not adjusted", extra={"account": who.account})
         self.ledger.append(
             LedgerEntry(
                 request_id=trace.request_id,

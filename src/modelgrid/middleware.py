@@ -46,6 +46,8 @@ class RequestMiddleware:
                 started = True
                 trace.status = message["status"]
                 message["headers"] = [*message.get("headers", ()), id_header, *trace.headers]
+            elif trace.settlement is not None and not message.get("more_body", False):
+                await trace.settle()  # the ledger entry exists before the response is whole
             await send(message)
 
         try:
@@ -59,6 +61,10 @@ class RequestMiddleware:
                 )
                 await _send_error(send_with_id, error)
         finally:
+            try:
+                await trace.settle()  # a request that ended without its last bytes
+            except Exception:
+                log.exception("settlement failed", extra={"request_id": request_id})
             for release in trace.releases:
                 try:
                     await release()

@@ -34,6 +34,15 @@ class Trace:
     # slot); the middleware runs these last, whatever happened.
     releases: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     outcome: str = "ok"  # ok, cancelled (the client went away), error, or an error code
+    # Settles the request's reservation and writes its ledger entry: run once, before the
+    # response's last bytes leave (so no response a client received lacks its entry), or
+    # when the request ends otherwise.
+    settlement: Callable[[], Awaitable[None]] | None = None
+
+    async def settle(self) -> None:
+        settlement, self.settlement = self.settlement, None
+        if settlement is not None:
+            await settlement()
 
     def mark_first_token(self) -> None:
         if self.first_token_at is None:
