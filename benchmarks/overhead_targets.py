@@ -237,24 +237,38 @@ def start_modelgrid(procs: Processes, config: Path, key: str, log: Path) -> str:
     return f"http://127.0.0.1:{port}/v1"
 
 
+@dataclass
 class ModelGrid(Target):
     admin_key: str = "mg-bench-admin-0123456789"
+    # Every step that exists runs: the access log (info), a plan's request, token and
+    # concurrency limits, daily and monthly token quotas and billing against credits at the
+    # model's prices (all set too high to refuse), and the ledger. Unmetered: the same without
+    # quotas, credits and ledger.
+    metered: bool = True
 
     def start(self, upstream: str, workdir: Path) -> str:
         config = workdir / "modelgrid.toml"
-        # A JSON string is a TOML basic string. Every step that exists runs: the access log
-        # (info), and a plan's request, token and concurrency limits, set too high to refuse,
-        # for a user key (the operator's admin key is exempt, so the load uses one of its own).
+        metering = (
+            "daily_tokens = 1000000000000\nmonthly_tokens = 1000000000000\nbilled = true\n"
+            if self.metered
+            else ""
+        )
+        # A JSON string is a TOML basic string. The load uses a key of an organisation on the
+        # plan (the operator's admin key is exempt from every limit).
         config.write_text(
             f'host = "127.0.0.1"\ndata_dir = {json.dumps(str(workdir / "data"))}\n'
-            f'log_level = "info"\n[plans.free]\nrequests_per_minute = 1000000000\n'
-            f"max_concurrency = 1000000\ntokens_per_minute = 1000000000000\n"
+            f'log_level = "info"\nmetering = {"true" if self.metered else "false"}\n'
+            f"starting_credits = 1000000000.0\n"
+            f"[plans.free]\nrequests_per_minute = 1000000000\n"
+            f"max_concurrency = 1000000\ntokens_per_minute = 1000000000000\n{metering}"
             f"[models.{json.dumps(self.model)}]\n"
             f'engine = "openai"\nbase_url = {json.dumps(upstream)}\n'
+            f"prices = {{ input = 0.27, output = 1.1 }}\n"
         )
         base = start_modelgrid(self.procs, config, self.admin_key, workdir / f"{self.name}.log")
+        create = [sys.executable, "-m", "modelgrid", "keys", "create", "--config", str(config)]
         created = subprocess.run(
-            [sys.executable, "-m", "modelgrid", "keys", "create", "--config", str(config)],
+            [*create, "--org", "bench"],
             capture_output=True,
             text=True,
             check=True,
@@ -305,6 +319,7 @@ TARGETS: dict[str, Target] = {
         BareProxy("bare-aiohttp", client="aiohttp"),
         BareProxy("bare-httpx", client="httpx"),
         ModelGrid("modelgrid", model="mock"),
+        ModelGrid("modelgrid-unmetered", model="mock", metered=False),
         LiteLLM("litellm"),
     ]
 }

@@ -12,7 +12,6 @@ from starlette.routing import Route
 
 from .errors import InvalidRequest, NotFound, PermissionDenied
 from .gateway import Gateway
-from .metering import welcome
 from .routes import JSON, gateway_of, read_json, trace_of
 from .schemas import Body, parse
 from .storage.keys import KeyRecord, Role
@@ -104,8 +103,9 @@ async def create_key(request: Request) -> Response:
     plan, expires_at = _plan(gateway, body.plan), _expiry(body.expires_at)
     org_id = None
     if body.org:
-        org = await orgs_of(request).ensure(body.org, plan, gateway.admission.default_plan)
-        await welcome(gateway.meter.ledger, org, request.app.state.starting_credits)
+        org = await orgs_of(request).ensure(
+            body.org, plan, gateway.admission.default_plan, request.app.state.starting_credits
+        )
         org_id = org.id
     if body.role == "org_admin" and org_id is None:
         raise InvalidRequest("An organisation's admin key needs 'org'.", param="org")
@@ -151,9 +151,11 @@ async def create_org(request: Request) -> Response:
     )
     body: CreateOrg = parse(CreateOrg, await read_json(request))
     org = await orgs_of(request).ensure(
-        body.name, _plan(gateway, body.plan), gateway.admission.default_plan
+        body.name,
+        _plan(gateway, body.plan),
+        gateway.admission.default_plan,
+        request.app.state.starting_credits,
     )
-    await welcome(gateway.meter.ledger, org, request.app.state.starting_credits)
     return JSON(org_card(org), status_code=201)
 
 

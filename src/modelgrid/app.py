@@ -73,6 +73,7 @@ def create_app(settings: Settings) -> Starlette:
         ledger,
         {model_id: Price.from_settings(m.prices) for model_id, m in settings.models.items()},
         OffPeak.parse(settings.off_peak_start, settings.off_peak_end),
+        enabled=settings.metering,
     )
     gateway = Gateway(keys, catalogue, metrics, admission, meter)
     access_log = AccessLog(fmt=settings.log_format, enabled=settings.log_level in ("debug", "info"))

@@ -13,6 +13,7 @@ import httpx
 import orjson
 
 from .cli_options import _settings, config_option
+from .pricing import micro
 from .settings import Settings
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -134,7 +135,8 @@ def keys_create(
         _check_plan(settings, plan)
         org_id = None
         if org:
-            org_id = (await orgs.ensure(org, plan, settings.default_plan)).id
+            starting = micro(settings.starting_credits)
+            org_id = (await orgs.ensure(org, plan, settings.default_plan, starting)).id
         role = "admin" if admin else "org_admin" if org_admin else "user"
         key: str = await keys.create(name=name, role=role, org_id=org_id, expires_at=expires_at)
         return key
@@ -220,7 +222,9 @@ def orgs_create(config: str | None, name: str, plan: str | None) -> None:
 
     async def action(keys: Any, orgs: Any, settings: Settings) -> Any:
         _check_plan(settings, plan)
-        return await orgs.ensure(name, plan, settings.default_plan)
+        return await orgs.ensure(
+            name, plan, settings.default_plan, micro(settings.starting_credits)
+        )
 
     org = _run_store(config, action)
     click.echo(f"{org.name} is on the {org.plan} plan.", err=True)

@@ -30,7 +30,8 @@ local allow_at = new_tat - period
 if allow_at > now then
   return {0, 0, allow_at - now, tat - now}
 end
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now))
+-- At least 1 ms: with a huge limit the step is below a float's resolution at this size.
+redis.call('SET', KEYS[1], new_tat, 'PX', math.max(1, math.ceil(new_tat - now)))
 local remaining = math.floor((period - (new_tat - now)) / interval + 1e-9)
 return {1, remaining, 0, new_tat - now}
 """

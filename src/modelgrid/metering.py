@@ -17,14 +17,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .accounts import account_of_org
 from .counters import Counters
 from .errors import InsufficientQuota
 from .pricing import FREE, OffPeak, Price, charge, list_price
 from .quota import Bucket, buckets, refusal, ttl_seconds
 from .settings import PlanSettings
 from .storage.ledger import Ledger, LedgerEntry
-from .storage.orgs import Organisation
 from .trace import Trace
 
 log = logging.getLogger("modelgrid.metering")
@@ -66,7 +64,9 @@ class Meter:
         prices: dict[str, Price],
         off_peak: OffPeak | None = None,
         clock: Callable[[], datetime] = utc_now,
+        enabled: bool = True,
     ) -> None:
+        self.enabled = enabled
         self.counters = counters
         self.ledger = ledger
         self.prices = prices
@@ -80,6 +80,8 @@ class Meter:
     async def reserve(self, who: Charge, tokens_in: int, max_tokens: int, trace: Trace) -> None:
         """Reserve the request's most against ``who``'s quotas and credits, or refuse it with
         429 insufficient_quota; its settlement then runs once the response has ended."""
+        if not self.enabled:
+            return
         now = self._clock()
         off_peak = self.off_peak is not None and self.off_peak.contains(now)
         plan = who.plan
@@ -118,7 +120,8 @@ class Meter:
                 text, wait = refusal(bucket, now)
                 headers = {} if wait is None else {"Retry-After": str(wait)}
                 raise InsufficientQuota(text, headers=headers)
-            await self._load(account, bucket, now)
+            for each in found[outcome.index :]:  # this one and any after it may be new
+                await self._load(account, each, now)
         raise RuntimeError(f"quota counter {found[0].key} could not be loaded")
 
     async def _load(self, account: str, bucket: Bucket, now: datetime) -> None:
@@ -189,12 +192,6 @@ class Meter:
                 created_at=self._clock(),
             )
         )
-
-
-async def welcome(ledger: Ledger, org: Organisation, starting: int) -> None:
-    """A new organisation's starting credits (``starting_credits``), granted once."""
-    if org.created and starting > 0:
-        await ledger.grant(account_of_org(org.id), starting, "starting", "starting credits")
 
 
 class _GrantCache:

@@ -9,7 +9,8 @@ capped at everything it was granted, so that no balance ever goes negative.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Literal
 
 from .pricing import micro
@@ -37,22 +38,28 @@ class Bucket:
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+@lru_cache(maxsize=4)
+def _windows(today: date) -> tuple[datetime, datetime, datetime, datetime, str, str]:
+    """A UTC day's windows and their names, worked out once a day rather than per request."""
+    day = datetime(today.year, today.month, today.day, tzinfo=UTC)
+    month = day.replace(day=1)
+    next_month = (month + timedelta(days=32)).replace(day=1)
+    return day, day + timedelta(days=1), month, next_month, today.isoformat(), today.isoformat()[:7]
+
+
 def buckets(plan: PlanSettings, account: str, now: datetime, granted: int = 0) -> list[Bucket]:
     """The counters a request on ``plan`` for ``account`` counts against at ``now`` (UTC);
     ``granted``: the account's credits granted so far, in micro-credits."""
-    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    month = day.replace(day=1)
-    next_day = day + timedelta(days=1)
-    next_month = (month + timedelta(days=32)).replace(day=1)
+    day, next_day, month, next_month, day_name, month_name = _windows(now.date())
     found: list[Bucket] = []
     if plan.daily_tokens:
-        key = f"{account}:tokens:{day:%Y-%m-%d}"
+        key = f"{account}:tokens:{day_name}"
         found.append(Bucket("daily_tokens", key, plan.daily_tokens, day, next_day))
     if plan.monthly_tokens:
-        key = f"{account}:tokens:{month:%Y-%m}"
+        key = f"{account}:tokens:{month_name}"
         found.append(Bucket("monthly_tokens", key, plan.monthly_tokens, month, next_month))
     if plan.billed and plan.monthly_credits:
-        key = f"{account}:charged:{month:%Y-%m}"
+        key = f"{account}:charged:{month_name}"
         cap = micro(plan.monthly_credits)
         found.append(Bucket("monthly_credits", key, cap, month, next_month))
     if plan.billed:

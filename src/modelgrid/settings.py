@@ -202,6 +202,9 @@ class Settings(BaseModel):
     redis_url: str = ""  # empty: limits are counted in each process
     plans: dict[str, PlanSettings] = Field(default_factory=dict)  # over the built-in ones
     default_plan: str = "free"  # for keys outside any organisation, and new organisations
+    # Quotas, credits and the ledger. Off: no ledger entries, no quotas or credits (rate and
+    # concurrency limits still hold), for an operator who meters elsewhere.
+    metering: bool = True
     starting_credits: float = Field(0.0, ge=0)  # granted to each new organisation
     # The off-peak window, UTC "HH:MM" to "HH:MM" (it may wrap midnight; DeepSeek's was 16:30
     # to 00:30), in which models with an off_peak_discount cost less. Empty: none.

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from ..accounts import account_of_org
 from .database import Database
-from .tables import api_keys, organisations
+from .tables import api_keys, credit_grants, organisations
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,18 +33,32 @@ class OrgStore:
             ).first()
         return None if row is None else Organisation(row.id, row.name, row.plan)
 
-    async def ensure(self, name: str, plan: str | None, default_plan: str) -> Organisation:
-        """The organisation called ``name``, created on ``plan`` (or the default) if new; an
-        existing one moves to ``plan`` when one is given."""
+    async def ensure(
+        self, name: str, plan: str | None, default_plan: str, starting_credits: int = 0
+    ) -> Organisation:
+        """The organisation called ``name``, created on ``plan`` (or the default) if new, with
+        ``starting_credits`` (micro-credits) granted in the same transaction; an existing one
+        moves to ``plan`` when one is given."""
         found = await self.get(name)
         if found is None:
             org = Organisation(uuid.uuid4().hex, name, plan or default_plan, created=True)
+            now = datetime.now(UTC)
             async with self._db.engine.begin() as conn:
                 await conn.execute(
                     organisations.insert().values(
-                        id=org.id, name=name, plan=org.plan, created_at=datetime.now(UTC)
+                        id=org.id, name=name, plan=org.plan, created_at=now
                     )
                 )
+                if starting_credits > 0:
+                    await conn.execute(
+                        credit_grants.insert().values(
+                            account=account_of_org(org.id),
+                            amount=starting_credits,
+                            kind="starting",
+                            note="starting credits",
+                            created_at=now,
+                        )
+                    )
             return org
         if plan is not None and plan != found.plan:
             async with self._db.engine.begin() as conn:
