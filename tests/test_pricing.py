@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from modelgrid.pricing import OffPeak, Price, charge, list_price, micro
+from modelgrid.pricing import Cost, OffPeak, Price, charge, cost, list_price, micro
 from modelgrid.settings import PriceSettings
 
 # DeepSeek-V3's list prices in 2025, per million tokens: 0.27 input, 0.07 cached, 1.10 output.
@@ -70,3 +70,13 @@ def test_off_peak_windows_may_wrap_midnight() -> None:
     daytime = OffPeak.parse("09:00", "17:00")
     assert daytime is not None and daytime.contains(at(12, 0)) and not daytime.contains(at(17, 0))
     assert OffPeak.parse("", "") is None
+
+
+def test_cost_counts_tokens_and_a_share_of_the_deployment_time() -> None:
+    upstream = Cost(input=micro(0.14), output=micro(0.28))  # a provider's prices per million
+    assert cost(upstream, 1_000_000, 1_000_000, 5.0, 1) == micro(0.42)
+    gpu = Cost(per_hour=micro(2.0))  # DeepSeek's assumption: $2 per H800 hour
+    assert cost(gpu, 0, 0, 3600.0, 1) == micro(2.0)
+    assert cost(gpu, 0, 0, 36.0, 4) == micro(2.0) // 100 // 4  # 1% of the hour, shared by 4
+    assert cost(gpu, 0, 0, 0.001, 1) == 1  # rounded up, never free
+    assert cost(Cost(), 10, 10, 10.0, 1) == 0

@@ -7,7 +7,7 @@ Only the operator grants credits.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -19,6 +19,7 @@ from .accounts import account_of_org
 from .admin import orgs_of
 from .errors import InvalidRequest, NotFound, PermissionDenied
 from .pricing import credits, micro
+from .report import margin
 from .routes import JSON, gateway_of, read_json, trace_of
 from .schemas import Body, parse
 from .storage.ledger import LedgerEntry
@@ -129,7 +130,24 @@ async def grant_credits(request: Request) -> Response:
     return JSON({"org": org.name, "balance": credits(balance + amount)}, status_code=201)
 
 
+async def margin_report(request: Request) -> Response:
+    """``?day=YYYY-MM-DD`` (UTC; default today): the margin report (operator only)."""
+    gateway = gateway_of(request)
+    trace = trace_of(request, "/admin/v1/reports/margin")
+    await gateway.authenticate_admin(request.headers.get("authorization"), trace)
+    text = request.query_params.get("day")
+    try:
+        start = datetime.fromisoformat(text) if text else datetime.now(UTC)
+    except ValueError:
+        raise InvalidRequest("'day' must be a date, YYYY-MM-DD.", param="day") from None
+    start = start.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=UTC)
+    await gateway.meter.ledger.flush()
+    per_model = await gateway.meter.ledger.by_model(start, start + timedelta(days=1))
+    return JSON(margin(start.date().isoformat(), per_model))
+
+
 routes = [
+    Route("/admin/v1/reports/margin", margin_report, methods=["GET"]),
     Route("/admin/v1/orgs/{org}/usage", usage, methods=["GET"]),
     Route("/admin/v1/orgs/{org}/ledger", ledger, methods=["GET"]),
     Route("/admin/v1/orgs/{org}/credits", grant_credits, methods=["POST"]),

@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from . import admin, admin_billing, routes
+from . import admin, admin_billing, admin_codes, routes
 from .access_log import AccessLog
 from .admission import Admission
 from .catalogue import Catalogue
@@ -26,6 +26,7 @@ from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, RequestMiddleware
 from .pricing import OffPeak, Price, micro
 from .settings import Settings, load_settings
+from .storage.codes import CodeStore
 from .storage.database import Database
 from .storage.keys import KeyStore
 from .storage.ledger import Ledger
@@ -74,6 +75,7 @@ def create_app(settings: Settings) -> Starlette:
         {model_id: Price.from_settings(m.prices) for model_id, m in settings.models.items()},
         OffPeak.parse(settings.off_peak_start, settings.off_peak_end),
         enabled=settings.metering,
+        costs=catalogue.costs(),
     )
     gateway = Gateway(keys, catalogue, metrics, admission, meter)
     access_log = AccessLog(fmt=settings.log_format, enabled=settings.log_level in ("debug", "info"))
@@ -105,7 +107,7 @@ def create_app(settings: Settings) -> Starlette:
             await db.close()
 
     app = Starlette(
-        routes=routes.routes + admin.routes + admin_billing.routes,
+        routes=routes.routes + admin.routes + admin_billing.routes + admin_codes.routes,
         middleware=[
             Middleware(RequestMiddleware, metrics=metrics, access_log=access_log),
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
@@ -116,6 +118,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.state.gateway = gateway
     app.state.orgs = OrgStore(db)
+    app.state.codes = CodeStore(db)
     app.state.starting_credits = micro(settings.starting_credits)
     return app
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from .balancing import DeploymentState
 from .engines.base import Engine
 from .errors import ModelNotFound
+from .pricing import Cost
 from .router import Deployment, Router, new_state
 from .settings import DeploymentSettings, LlamaCppSettings, ModelSettings, Settings
 
@@ -51,6 +53,19 @@ class Catalogue:
             entries.append(Entry(model_id, Router(model_id, model, deployments), model))
         return cls(entries)
 
+    def costs(self) -> dict[str, tuple[Cost, Callable[[], int]]]:
+        """Each deployment's cost, and how many requests it has in flight, by its name."""
+        found: dict[str, tuple[Cost, Callable[[], int]]] = {}
+        for entry in self._entries.values():
+            for deployment, settings in zip(
+                entry.router.deployments, entry.settings.deployments, strict=True
+            ):
+                found[deployment.state.name] = (
+                    Cost.from_settings(settings),
+                    _inflight(deployment.state),
+                )
+        return found
+
     def __iter__(self) -> Iterator[Entry]:
         return iter(self._entries.values())
 
@@ -67,6 +82,10 @@ class Catalogue:
     async def close(self) -> None:
         for entry in self._entries.values():
             await entry.router.close()
+
+
+def _inflight(state: DeploymentState) -> Callable[[], int]:
+    return lambda: state.inflight
 
 
 def _deployment(model_id: str, index: int, settings: DeploymentSettings, count: int) -> Deployment:

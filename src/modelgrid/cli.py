@@ -358,7 +358,12 @@ def chat(
 
 
 # Registered last: these commands live in a module of their own, which imports this one.
-from .cli_billing import credits_group, usage  # noqa: E402
+from .cli_billing import credits_group, report, usage  # noqa: E402
 
 main.add_command(usage)
 main.add_command(credits_group)
+main.add_command(report)
+
+from .cli_codes import codes  # noqa: E402
+
+main.add_command(codes)

@@ -1,12 +1,12 @@
-"""``modelgrid usage`` and ``modelgrid credits``: read and grant on the database directly, as
-``keys`` and ``orgs`` do, so they work whether or not a server runs (a running server sees a
-grant within a second)."""
+"""``modelgrid usage``, ``modelgrid credits`` and ``modelgrid report``: read and grant on the
+database directly, as ``keys`` and ``orgs`` do, so they work whether or not a server runs (a
+running server sees a grant within a second)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import click
@@ -118,3 +118,38 @@ def credits_add(config: str | None, org_name: str, note: str, amount: float) -> 
 
     balance = _run(config, org_name, action)
     click.echo(f"{org_name} has {balance:.6f} credits.")
+
+
+@click.group()
+def report() -> None:
+    """Reports over the ledger."""
+
+
+@report.command("margin")
+@config_option
+@click.option("--day", help="The UTC day, YYYY-MM-DD (default: today).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def report_margin(config: str | None, day: str | None, as_json: bool) -> None:
+    """A day's tokens, revenue (theoretical and actual), cost and margin, per model."""
+    from .report import margin, render
+
+    try:
+        start = datetime.fromisoformat(day) if day else datetime.now(UTC)
+    except ValueError:
+        raise click.ClickException(f"--day {day!r}: use YYYY-MM-DD") from None
+    start = start.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=UTC)
+    settings = _settings(config)
+
+    async def run() -> dict[str, Any]:
+        db = Database(settings.resolved_database_url)
+        try:
+            await db.migrate()
+            per_model = await Ledger(db, settings.data_dir / "journal").by_model(
+                start, start + timedelta(days=1)
+            )
+            return margin(start.date().isoformat(), per_model)
+        finally:
+            await db.close()
+
+    found = asyncio.run(run())
+    click.echo(orjson.dumps(found).decode() if as_json else render(found))

@@ -87,6 +87,7 @@ class InsufficientQuota(APIError):
     status = 429
     type = "insufficient_quota"
     code = "insufficient_quota"
+    quota = ""  # which: daily_tokens, monthly_tokens, monthly_credits or credits
 
 
 class PayloadTooLarge(APIError):

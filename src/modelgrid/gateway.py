@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +23,13 @@ import orjson
 
 from .admission import Admission
 from .catalogue import Catalogue, Entry
-from .errors import APIError, AuthenticationFailed, PermissionDenied, ServerError
+from .errors import (
+    APIError,
+    AuthenticationFailed,
+    InsufficientQuota,
+    PermissionDenied,
+    ServerError,
+)
 from .keys import parse_bearer
 from .metering import Meter
 from .metrics import Metrics
@@ -37,6 +43,8 @@ from .types import EmbeddingRequest, Piece, Prepared, Tenant, Usage
 log = logging.getLogger("modelgrid.gateway")
 
 Result = dict[str, Any] | AsyncGenerator[bytes, None]
+# Prepares a request on a model: counts it, admits its tokens, reserves its most.
+_Prepare = Callable[[KeyRecord, Entry, Trace], Awaitable[list[Prepared]]]
 
 
 class Gateway:
@@ -82,11 +90,7 @@ class Gateway:
     async def chat(self, caller: KeyRecord, body: ChatCompletionRequest, trace: Trace) -> Result:
         entry = self._resolve(body.model, trace, body.user, body.stream)
         await self.admission.admit(caller, entry, trace)
-        requests = self.admission.capped(caller, chat_requests(body, entry.settings))
-        prepared = [await entry.engine.prepare(r) for r in requests]
-        trace.tokens_in = prepared[0].prompt_tokens  # one prompt, however many choices
-        await self.admission.admit_tokens(caller, prepared, trace)
-        await self._reserve(caller, entry, sum(p.max_tokens for p in prepared), trace)
+        entry, prepared = await self._degrading(caller, entry, trace, self._chat_prepared(body))
         call = _Call(
             entry,
             ChatFormat(f"chatcmpl-{trace.uid}", entry.id, body.logprobs),
@@ -99,19 +103,56 @@ class Gateway:
         )
         return await self._respond(call)
 
+    def _chat_prepared(self, body: ChatCompletionRequest) -> _Prepare:
+        async def prepare(caller: KeyRecord, entry: Entry, trace: Trace) -> list[Prepared]:
+            requests = self.admission.capped(caller, chat_requests(body, entry.settings))
+            prepared = [await entry.engine.prepare(r) for r in requests]
+            trace.tokens_in = prepared[0].prompt_tokens  # one prompt, however many choices
+            await self.admission.admit_tokens(caller, prepared, trace)
+            await self._reserve(caller, entry, sum(p.max_tokens for p in prepared), trace)
+            return prepared
+
+        return prepare
+
+    async def _degrading(
+        self, caller: KeyRecord, entry: Entry, trace: Trace, prepare: _Prepare
+    ) -> tuple[Entry, list[Prepared]]:
+        """``prepare`` on ``entry``; when a token quota refuses it and the plan says so, on
+        the plan's small model instead, and the response says so."""
+        mark = len(trace.headers)
+        try:
+            return entry, await prepare(caller, entry, trace)
+        except InsufficientQuota as refused:
+            plan = self.admission.plan_of(caller)
+            small = plan.degrade_to if plan is not None else ""
+            if not small or small == entry.id or not refused.quota.endswith("_tokens"):
+                raise
+            smaller = self.catalogue.resolve(small)
+            trace.model = smaller.id
+            del trace.headers[mark:]  # the refused attempt's token headers
+            trace.headers.append((b"x-modelgrid-degraded", f"{entry.id} -> {small}".encode()))
+            return smaller, await prepare(caller, smaller, trace)
+
     async def complete(self, caller: KeyRecord, body: CompletionRequest, trace: Trace) -> Result:
         entry = self._resolve(body.model, trace, body.user, body.stream)
         await self.admission.admit(caller, entry, trace)
-        pairs = text_requests(body, entry.settings)
-        capped = self.admission.capped(caller, [r for _, r in pairs])
-        prepared = [await entry.engine.prepare(r) for r in capped]
-        trace.tokens_in = sum(p.prompt_tokens for p in prepared[:: body.n])  # once per prompt
-        await self.admission.admit_tokens(caller, prepared, trace)
-        await self._reserve(caller, entry, sum(p.max_tokens for p in prepared), trace)
+        prefixes: list[str] = []
+
+        async def prepare(caller: KeyRecord, entry: Entry, trace: Trace) -> list[Prepared]:
+            pairs = text_requests(body, entry.settings)
+            prefixes[:] = [prefix for prefix, _ in pairs]
+            capped = self.admission.capped(caller, [r for _, r in pairs])
+            prepared = [await entry.engine.prepare(r) for r in capped]
+            trace.tokens_in = sum(p.prompt_tokens for p in prepared[:: body.n])  # once per prompt
+            await self.admission.admit_tokens(caller, prepared, trace)
+            await self._reserve(caller, entry, sum(p.max_tokens for p in prepared), trace)
+            return prepared
+
+        entry, prepared = await self._degrading(caller, entry, trace, prepare)
         call = _Call(
             entry,
             TextFormat(f"cmpl-{trace.uid}", entry.id, body.logprobs is not None),
-            [(prefix, p) for (prefix, _), p in zip(pairs, prepared, strict=True)],
+            list(zip(prefixes, prepared, strict=True)),
             caller,
             self.admission.tenant_of(caller),
             trace,

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from .counters import Counters
 from .errors import InsufficientQuota
-from .pricing import FREE, OffPeak, Price, charge, list_price
+from .pricing import FREE, Cost, OffPeak, Price, charge, cost, list_price
 from .quota import Bucket, buckets, refusal, ttl_seconds
 from .settings import PlanSettings
 from .storage.ledger import Ledger, LedgerEntry
@@ -65,8 +65,10 @@ class Meter:
         off_peak: OffPeak | None = None,
         clock: Callable[[], datetime] = utc_now,
         enabled: bool = True,
+        costs: dict[str, tuple[Cost, Callable[[], int]]] | None = None,
     ) -> None:
         self.enabled = enabled
+        self.costs = costs or {}
         self.counters = counters
         self.ledger = ledger
         self.prices = prices
@@ -95,7 +97,7 @@ class Meter:
                     who.price, tokens_in, 0, max_tokens, plan.price_multiplier, off_peak
                 )
             granted = await self._granted.get(who.account) if plan.billed else 0
-            found = buckets(plan, who.account, now, granted)
+            found = buckets(plan, who.account, now, granted, who.model)
             if found:
                 amounts = [b.amount(tokens, amount) for b in found]
                 token = await self._take(who.account, found, amounts, now)
@@ -119,7 +121,9 @@ class Meter:
             if outcome.status == "refused":
                 text, wait = refusal(bucket, now)
                 headers = {} if wait is None else {"Retry-After": str(wait)}
-                raise InsufficientQuota(text, headers=headers)
+                refused = InsufficientQuota(text, headers=headers)
+                refused.quota = bucket.kind
+                raise refused
             for each in found[outcome.index :]:  # this one and any after it may be new
                 await self._load(account, each, now)
         raise RuntimeError(f"quota counter {found[0].key} could not be loaded")
@@ -135,6 +139,16 @@ class Meter:
             totals = await self.ledger.totals(account, bucket.since)
             value = totals.charge if not bucket.in_tokens else totals.tokens_in + totals.tokens_out
         await self.counters.load(bucket.key, value, ttl_seconds(bucket, now))
+
+    def _cost(self, trace: Trace, tokens_in: int, tokens_out: int) -> int:
+        """The operator's cost of the request on the deployment that served it: tokens at
+        its prices, and its time shared with the requests in flight there as it ends."""
+        found = self.costs.get(trace.deployment or "")
+        if found is None:
+            return 0
+        model, inflight = found
+        seconds = time.perf_counter() - trace.started
+        return cost(model, tokens_in, tokens_out, seconds, inflight() + 1)
 
     async def grant(self, account: str, amount: int, kind: str, note: str = "") -> None:
         """Credits in (a top-up, a redeemed code, the starting grant) or out (a correction):
@@ -185,7 +199,7 @@ class Meter:
                 tokens_out=tokens_out,
                 list_price=list_price(who.price, tokens_in, tokens_cached, tokens_out),
                 charge=charged,
-                cost=0,
+                cost=self._cost(trace, tokens_in, tokens_out),
                 outcome=trace.outcome,
                 status=trace.status,
                 started_at=r.started_at,

@@ -8,10 +8,11 @@ less than the charge on what it used.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from .settings import PriceSettings
+from .settings import DeploymentSettings, PriceSettings
 
 MICRO = 1_000_000  # micro-credits per credit
 _PER = 1_000_000  # prices are per million tokens
@@ -78,6 +79,28 @@ def charge(
     discount when it applies, rounded up."""
     factor = _bp(multiplier) * (_BP - (price.off_peak_discount_bp if off_peak else 0))
     return -(-_units(price, tokens_in, tokens_cached, tokens_out) * factor // (_PER * _BP * _BP))
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """What a deployment costs the operator: micro-credits per hour of its time, and per
+    million tokens in and out."""
+
+    per_hour: int = 0
+    input: int = 0
+    output: int = 0
+
+    @classmethod
+    def from_settings(cls, s: DeploymentSettings) -> Cost:
+        return cls(micro(s.cost_per_hour), micro(s.cost_input), micro(s.cost_output))
+
+
+def cost(c: Cost, tokens_in: int, tokens_out: int, seconds: float, sharing: int) -> int:
+    """A request's cost in micro-credits: its tokens at the deployment's token prices, plus
+    its share of the deployment's time (``seconds`` divided among the ``sharing`` requests it
+    ran alongside, itself included), rounded up."""
+    tokens = -(-(tokens_in * c.input + tokens_out * c.output) // _PER)
+    return tokens + math.ceil(c.per_hour * seconds / 3600 / max(1, sharing))
 
 
 @dataclass(frozen=True, slots=True)

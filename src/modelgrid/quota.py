@@ -47,15 +47,19 @@ def _windows(today: date) -> tuple[datetime, datetime, datetime, datetime, str, 
     return day, day + timedelta(days=1), month, next_month, today.isoformat(), today.isoformat()[:7]
 
 
-def buckets(plan: PlanSettings, account: str, now: datetime, granted: int = 0) -> list[Bucket]:
+def buckets(
+    plan: PlanSettings, account: str, now: datetime, granted: int = 0, model: str = ""
+) -> list[Bucket]:
     """The counters a request on ``plan`` for ``account`` counts against at ``now`` (UTC);
-    ``granted``: the account's credits granted so far, in micro-credits."""
+    ``granted``: the account's credits granted so far, in micro-credits; token quotas count
+    only the models the plan's ``quota_models`` cover."""
     day, next_day, month, next_month, day_name, month_name = _windows(now.date())
     found: list[Bucket] = []
-    if plan.daily_tokens:
+    covered = plan.quota_covers(model)
+    if plan.daily_tokens and covered:
         key = f"{account}:tokens:{day_name}"
         found.append(Bucket("daily_tokens", key, plan.daily_tokens, day, next_day))
-    if plan.monthly_tokens:
+    if plan.monthly_tokens and covered:
         key = f"{account}:tokens:{month_name}"
         found.append(Bucket("monthly_tokens", key, plan.monthly_tokens, month, next_month))
     if plan.billed and plan.monthly_credits:

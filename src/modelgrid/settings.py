@@ -33,6 +33,12 @@ class _Deployment(BaseModel):
     # one probe request decides whether it closes again.
     breaker_failures: int = Field(5, ge=1)
     breaker_cooldown_seconds: float = Field(10.0, ge=0)
+    # What the deployment costs the operator, for the ledger and the margin report: per hour
+    # (GPU-hour price times GPUs; each request bears its share of the time), and per million
+    # tokens (an upstream provider's prices).
+    cost_per_hour: float = Field(0.0, ge=0)
+    cost_input: float = Field(0.0, ge=0)
+    cost_output: float = Field(0.0, ge=0)
 
 
 class LlamaCppSettings(_Deployment):
@@ -139,6 +145,10 @@ class PlanSettings(BaseModel):
     # completion tokens together; 0: no quota.
     daily_tokens: int = Field(0, ge=0)
     monthly_tokens: int = Field(0, ge=0)
+    quota_models: list[str] = Field(default_factory=lambda: ["*"])  # the models quotas cover
+    # A model id: a request the token quotas refuse goes to it instead (and says so in the
+    # header x-modelgrid-degraded), typically a small model that quota_models leaves out.
+    degrade_to: str = ""
     # Requests are charged to the organisation's credits at the models' prices times the
     # multiplier, and refused once the credits cannot cover what a request may cost.
     billed: bool = False
@@ -150,6 +160,9 @@ class PlanSettings(BaseModel):
 
     def allows(self, model_id: str) -> bool:
         return "*" in self.models or model_id in self.models
+
+    def quota_covers(self, model_id: str) -> bool:
+        return "*" in self.quota_models or model_id in self.quota_models
 
     @property
     def counts(self) -> bool:
@@ -244,6 +257,13 @@ class Settings(BaseModel):
                 f"workers = {self.workers} needs redis_url: plans {', '.join(counting)} have "
                 "limits, quotas or credits, which each worker would otherwise count on its own"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _degrade_targets_exist(self) -> Settings:
+        for name, plan in self.all_plans.items():
+            if plan.degrade_to and plan.degrade_to not in self.models:
+                raise ValueError(f"plans.{name}.degrade_to: no model {plan.degrade_to!r}")
         return self
 
     @model_validator(mode="after")

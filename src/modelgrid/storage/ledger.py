@@ -252,6 +252,19 @@ class Ledger:
 
     # Queries see committed entries only: flush() first to include the pending ones.
 
+    async def by_model(self, since: datetime, until: datetime) -> dict[str, Totals]:
+        """Every account's entries in [since, until), summed per model."""
+        sums = (sa.func.coalesce(sa.func.sum(ledger.c[name]), 0) for name in _SUMMED)
+        query = (
+            sa.select(ledger.c.model, sa.func.count(), *sums)
+            .where(ledger.c.created_at >= _utc(since), ledger.c.created_at < _utc(until))
+            .group_by(ledger.c.model)
+            .order_by(ledger.c.model)
+        )
+        async with self._db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {row[0]: Totals(*(int(value) for value in row[1:])) for row in rows}
+
     async def totals(self, account: str, since: datetime) -> Totals:
         sums = (sa.func.coalesce(sa.func.sum(ledger.c[name]), 0) for name in _SUMMED)
         query = sa.select(sa.func.count(), *sums).where(
