@@ -73,3 +73,21 @@ credit_grants = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_credit_grants_account", "account"),
 )
+
+# Codes worth credits, handed out by the operator; each is redeemed once. Stored as a SHA-256
+# hash like keys, so a copy of the database redeems nothing.
+redemption_codes = sa.Table(
+    "redemption_codes",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("amount", sa.BigInteger(), nullable=False),  # micro-credits
+    sa.Column("note", sa.String(200), nullable=False, server_default=""),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("redeemed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("redeemed_by", sa.String(64), nullable=True),  # the account, "org:<id>"
+    sa.UniqueConstraint("hash", name="uq_redemption_codes_hash"),
+    sa.CheckConstraint("amount > 0", name="ck_redemption_codes_amount_positive"),
+)
