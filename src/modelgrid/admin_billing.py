@@ -2,7 +2,7 @@
 
 The operator's admin keys reach every organisation; an organisation's admin key reads its own
 usage and ledger, and to it every other organisation does not exist (404, as unknown).
-Only the operator grants credits.
+Only the operator grants credits. Statements and exports: admin_statements.py.
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from . import admin_statements
 from .accounts import account_of_org
-from .admin import orgs_of
-from .errors import InvalidRequest, NotFound, PermissionDenied
+from .admin_access import moment, month_start, org_of
+from .errors import InvalidRequest, PermissionDenied
 from .pricing import credits, micro
 from .report import margin
 from .routes import JSON, gateway_of, read_json, trace_of
 from .schemas import Body, parse
 from .storage.ledger import LedgerEntry
-from .storage.orgs import Organisation
 
 
 class Grant(Body):
@@ -32,27 +32,12 @@ class Grant(Body):
     note: Annotated[str, Field(max_length=200)] = ""
 
 
-async def _org(request: Request, route: str, operator_only: bool = False) -> Organisation:
-    gateway = gateway_of(request)
-    caller = await gateway.authenticate_admin(
-        request.headers.get("authorization"), trace_of(request, route), not operator_only
-    )
-    org = await orgs_of(request).get(request.path_params["org"])
-    if org is None or (caller.role != "admin" and caller.org_id != org.id):
-        raise NotFound(f"No organisation '{request.path_params['org']}'.", param="org")
-    return org
+_org = org_of  # admin_codes (and older callers) know it by this name
 
 
 def _since(request: Request) -> datetime:
     """``?since=`` (an ISO date or time, UTC unless it says); default: this month's start."""
-    text = request.query_params.get("since")
-    if not text:
-        return datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidRequest("'since' must be an ISO 8601 date.", param="since") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return moment(request, "since") or month_start()
 
 
 async def usage(request: Request) -> Response:
@@ -151,4 +136,5 @@ routes = [
     Route("/admin/v1/orgs/{org}/usage", usage, methods=["GET"]),
     Route("/admin/v1/orgs/{org}/ledger", ledger, methods=["GET"]),
     Route("/admin/v1/orgs/{org}/credits", grant_credits, methods=["POST"]),
+    *admin_statements.routes,
 ]

@@ -19,6 +19,7 @@ from .catalogue import Catalogue
 from .counters import Counters, MemoryCounters, RedisCounters
 from .errors import APIError
 from .gateway import Gateway
+from .housekeeping import Housekeeping
 from .limiter import Limiter, MemoryLimiter, RedisLimiter
 from .logs import configure_logging
 from .metering import Meter
@@ -89,6 +90,12 @@ def create_app(settings: Settings) -> Starlette:
         await ledger.start()
         if ledger.replayed:
             log.warning("ledger recovered", extra={"entries": ledger.replayed})
+        housekeeping = Housekeeping(
+            db,
+            settings.ledger_retention_days,
+            {name: plan.retention_days for name, plan in settings.all_plans.items()},
+        )
+        housekeeping.start()  # hourly roll-ups and daily pruning, safe on every replica
         await counters.start()  # hands back reservations of replicas that died
         await catalogue.start()
         access_log.start()
@@ -101,6 +108,7 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             access_log.close()
             await catalogue.close()
+            await housekeeping.close()
             await ledger.close()
             await limiter.close()
             await counters.close()

@@ -367,3 +367,8 @@ main.add_command(report)
 from .cli_codes import codes  # noqa: E402
 
 main.add_command(codes)
+
+from .cli_statements import export_command, statement  # noqa: E402
+
+main.add_command(statement)
+main.add_command(export_command)

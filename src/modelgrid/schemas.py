@@ -111,7 +111,7 @@ class EmbeddingsBody(Body):
     user: Annotated[str, Field(max_length=256)] | None = None
 
 
-def parse(model: type[Body], body: Any) -> Any:
+def parse(model: type[BaseModel], body: Any) -> Any:
     """Validate a decoded JSON body, raising OpenAI-style 400s."""
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")

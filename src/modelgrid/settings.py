@@ -157,6 +157,9 @@ class PlanSettings(BaseModel):
     # The most tokens a completion may take on this plan (also what a reservation assumes when
     # the caller sets no max_tokens); 0: what the model's context leaves.
     max_tokens: int = Field(0, ge=0)
+    # Days the raw ledger entries of this plan's requests and organisations are kept (for
+    # compliance); the longer of this and ledger_retention_days wins. 0: the global setting.
+    retention_days: int = Field(0, ge=0)
 
     def allows(self, model_id: str) -> bool:
         return "*" in self.models or model_id in self.models
@@ -219,6 +222,9 @@ class Settings(BaseModel):
     # concurrency limits still hold), for an operator who meters elsewhere.
     metering: bool = True
     starting_credits: float = Field(0.0, ge=0)  # granted to each new organisation
+    # Days raw ledger entries are kept once rolled up into hourly sums (which are kept for
+    # ever, so usage, quotas and statements stay whole); 0: keep raw entries for ever.
+    ledger_retention_days: int = Field(90, ge=0)
     # The off-peak window, UTC "HH:MM" to "HH:MM" (it may wrap midnight; DeepSeek's was 16:30
     # to 00:30), in which models with an off_peak_discount cost less. Empty: none.
     off_peak_start: str = Field("", pattern=r"^$|^([01][0-9]|2[0-3]):[0-5][0-9]$")

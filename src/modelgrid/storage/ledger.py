@@ -24,6 +24,7 @@ import itertools
 import logging
 import os
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +36,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from .database import Database
 from .tables import credit_grants, ledger
+from .usage import Totals as Totals
+from .usage import usage_sums
 
 log = logging.getLogger("modelgrid.ledger")
 
@@ -77,17 +80,6 @@ class LedgerEntry:
 _COLUMNS = tuple(f.name for f in fields(LedgerEntry))
 
 
-@dataclass(frozen=True, slots=True)
-class Totals:
-    requests: int
-    tokens_in: int
-    tokens_cached: int
-    tokens_out: int
-    list_price: int
-    charge: int
-    cost: int
-
-
 class Ledger:
     def __init__(
         self,
@@ -112,6 +104,10 @@ class Ledger:
         self._failing = False
         self._quiet_until = 0.0
         self.replayed = 0
+
+    @property
+    def db(self) -> Database:
+        return self._db
 
     @property
     def pending(self) -> int:
@@ -250,28 +246,17 @@ class Ledger:
             for start in range(0, len(rows), self._batch_max):
                 await conn.execute(statement, rows[start : start + self._batch_max])
 
-    # Queries see committed entries only: flush() first to include the pending ones.
+    # Queries see committed entries only: flush() first to include the pending ones. Sums
+    # read the hourly roll-ups where they cover raw entries, so they outlive retention (see
+    # storage/usage.py); entries themselves are gone once pruned.
 
     async def by_model(self, since: datetime, until: datetime) -> dict[str, Totals]:
         """Every account's entries in [since, until), summed per model."""
-        sums = (sa.func.coalesce(sa.func.sum(ledger.c[name]), 0) for name in _SUMMED)
-        query = (
-            sa.select(ledger.c.model, sa.func.count(), *sums)
-            .where(ledger.c.created_at >= _utc(since), ledger.c.created_at < _utc(until))
-            .group_by(ledger.c.model)
-            .order_by(ledger.c.model)
-        )
-        async with self._db.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return {row[0]: Totals(*(int(value) for value in row[1:])) for row in rows}
+        found = await usage_sums(self._db, None, since, until, by=("model",))
+        return {key[0]: totals for key, totals in found.items()}
 
     async def totals(self, account: str, since: datetime) -> Totals:
-        sums = (sa.func.coalesce(sa.func.sum(ledger.c[name]), 0) for name in _SUMMED)
-        query = sa.select(sa.func.count(), *sums).where(
-            ledger.c.account == account, ledger.c.created_at >= _utc(since)
-        )
-        async with self._db.engine.connect() as conn:
-            return Totals(*(int(value) for value in (await conn.execute(query)).one()))
+        return (await usage_sums(self._db, account, since))[()]
 
     async def entries(
         self,
@@ -292,6 +277,33 @@ class Ledger:
         async with self._db.engine.connect() as conn:
             return [_entry(row) for row in await conn.execute(query)]
 
+    async def scan(
+        self, account: str, since: datetime | None, until: datetime | None, page: int = 1000
+    ) -> AsyncIterator[list[LedgerEntry]]:
+        """Oldest first, a page at a time, each page its own query: a range of any size is
+        never held in memory, nor a connection between pages."""
+        c = ledger.c
+        query = sa.select(c.id, *(c[name] for name in _COLUMNS)).where(c.account == account)
+        if since is not None:
+            query = query.where(c.created_at >= _utc(since))
+        if until is not None:
+            query = query.where(c.created_at < _utc(until))
+        query = query.order_by(c.created_at, c.id).limit(page)
+        after: tuple[datetime, int] | None = None
+        while True:
+            paged = query
+            if after is not None:  # keyset: no entry twice, whatever commits meanwhile
+                at, last = after
+                paged = query.where(
+                    sa.or_(c.created_at > at, sa.and_(c.created_at == at, c.id > last))
+                )
+            async with self._db.engine.connect() as conn:
+                rows = (await conn.execute(paged)).all()
+            if not rows:
+                return
+            yield [_entry(row, skip=1) for row in rows]
+            after = (rows[-1].created_at, rows[-1].id)
+
     async def by_request(self, request_id: str) -> LedgerEntry | None:
         async with self._db.engine.connect() as conn:
             row = (await conn.execute(_SELECT.where(ledger.c.request_id == request_id))).first()
@@ -311,7 +323,7 @@ class Ledger:
         return await self._sum(credit_grants.c.amount, credit_grants.c.account == account)
 
     async def spent(self, account: str) -> int:
-        return await self._sum(ledger.c.charge, ledger.c.account == account)
+        return (await usage_sums(self._db, account))[()].charge
 
     async def _sum(self, column: sa.Column[int], where: sa.ColumnElement[bool]) -> int:
         query = sa.select(sa.func.coalesce(sa.func.sum(column), 0)).where(where)
@@ -320,7 +332,6 @@ class Ledger:
 
 
 _SELECT = sa.select(*(ledger.c[name] for name in _COLUMNS))
-_SUMMED = ("tokens_in", "tokens_cached", "tokens_out", "list_price", "charge", "cost")
 
 
 def _utc(value: datetime) -> datetime:
@@ -335,7 +346,7 @@ def _row(entry: LedgerEntry) -> dict[str, Any]:
     return row
 
 
-def _entry(row: sa.Row[Any]) -> LedgerEntry:
-    values = row._asdict()
+def _entry(row: sa.Row[Any], skip: int = 0) -> LedgerEntry:
+    values = dict(zip(_COLUMNS, row[skip:], strict=True))
     values["started_at"], values["created_at"] = _utc(row.started_at), _utc(row.created_at)
     return LedgerEntry(**values)

@@ -55,10 +55,20 @@ ledger = sa.Table(
     sa.Column("status", sa.Integer(), nullable=False),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # The roll-up that counted the entry into ledger_hourly; NULL: none yet (storage/rollups.py).
+    sa.Column("rollup_id", sa.BigInteger(), nullable=True),
     sa.UniqueConstraint("request_id", name="uq_ledger_request_id"),
     sa.Index("ix_ledger_account_created_at", "account", "created_at"),
     sa.Index("ix_ledger_org_id_created_at", "org_id", "created_at"),
     sa.Index("ix_ledger_created_at", "created_at"),
+    # Small (about an hour of entries): what quota loads and the next roll-up read.
+    sa.Index(
+        "ix_ledger_unrolled",
+        "account",
+        "created_at",
+        postgresql_where=sa.text("rollup_id IS NULL"),
+        sqlite_where=sa.text("rollup_id IS NULL"),
+    ),
 )
 
 # Credits given to an account: positive grants, negative corrections.
@@ -90,4 +100,37 @@ redemption_codes = sa.Table(
     sa.Column("redeemed_by", sa.String(64), nullable=True),  # the account, "org:<id>"
     sa.UniqueConstraint("hash", name="uq_redemption_codes_hash"),
     sa.CheckConstraint("amount > 0", name="ck_redemption_codes_amount_positive"),
+)
+
+# The ledger summed per hour (UTC start), account, model and plan, by storage/rollups.py: what
+# usage, quotas and statements read for the hours whose raw entries retention has pruned.
+ledger_hourly = sa.Table(
+    "ledger_hourly",
+    metadata,
+    sa.Column("id", _AUTO_ID, primary_key=True, autoincrement=True),
+    sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("account", sa.String(64), nullable=False),
+    sa.Column("org_id", sa.String(32), nullable=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("plan", sa.String(64), nullable=False),
+    sa.Column("requests", sa.BigInteger(), nullable=False),
+    sa.Column("tokens_in", sa.BigInteger(), nullable=False),
+    sa.Column("tokens_cached", sa.BigInteger(), nullable=False),
+    sa.Column("tokens_out", sa.BigInteger(), nullable=False),
+    sa.Column("list_price", sa.BigInteger(), nullable=False),
+    sa.Column("charge", sa.BigInteger(), nullable=False),
+    sa.Column("cost", sa.BigInteger(), nullable=False),
+    sa.UniqueConstraint("hour", "account", "model", "plan", name="uq_ledger_hourly_key"),
+    sa.Index("ix_ledger_hourly_account_hour", "account", "hour"),
+)
+
+# One row: the roll-ups' counter (each roll-up marks the entries it counts with its number)
+# and the newest hour boundary rolled up to.
+rollup_state = sa.Table(
+    "rollup_state",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("last_rollup", sa.BigInteger(), nullable=False),
+    sa.Column("rolled_until", sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("id = 1", name="ck_rollup_state_one_row"),
 )
