@@ -15,6 +15,7 @@ from .gateway import Gateway
 from .routes import JSON, gateway_of, read_json, trace_of
 from .schemas import Body, parse
 from .storage.keys import KeyRecord, Role
+from .storage.members import MemberStore, key_role
 from .storage.orgs import Organisation, OrgStore
 
 
@@ -24,11 +25,19 @@ class CreateKey(Body):
     org: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     plan: str | None = None
     expires_at: str | None = None  # ISO 8601; UTC unless it says
+    member: Annotated[str, Field(min_length=1, max_length=320)] | None = None  # id or e-mail
 
 
 class CreateOrg(Body):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     plan: str | None = None
+    # The e-mail of its first owner, added if not yet a member.
+    owner: Annotated[str, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+
+
+def members_of(request: Request) -> MemberStore:
+    store: MemberStore = request.app.state.members
+    return store
 
 
 def orgs_of(request: Request) -> OrgStore:
@@ -66,6 +75,7 @@ def key_card(record: KeyRecord) -> dict[str, Any]:
         "expires_at": record.expires_at.isoformat() if record.expires_at else None,
         "org": record.org,
         "plan": record.plan,
+        "member": record.member_id,
     }
 
 
@@ -110,7 +120,20 @@ async def create_key(request: Request) -> Response:
     if body.role == "org_admin" and org_id is None:
         raise InvalidRequest("An organisation's admin key needs 'org'.", param="org")
     role: Role = "admin" if admin else "org_admin" if body.role == "org_admin" else "user"
-    key = await gateway.keys.create(name=body.name, role=role, org_id=org_id, expires_at=expires_at)
+    member_id = None
+    if body.member is not None:
+        # A member's key has the member's powers, whatever 'role' says.
+        if org_id is None:
+            raise InvalidRequest("'member' needs 'org'.", param="member")
+        member = await members_of(request).get(org_id, body.member)
+        if member is None:
+            raise NotFound("No member has that id or e-mail address.", param="member")
+        if caller.role != "admin" and member.role == "owner" and caller.member_role != "owner":
+            raise PermissionDenied("Only the organisation's owners make keys for owners.")
+        role, member_id = key_role(member.role), member.id
+    key = await gateway.keys.create(
+        name=body.name, role=role, org_id=org_id, expires_at=expires_at, member_id=member_id
+    )
     record = await gateway.keys.verify(key)
     assert record is not None
     return JSON({**key_card(record), "key": key}, status_code=201)
@@ -156,6 +179,8 @@ async def create_org(request: Request) -> Response:
         gateway.admission.default_plan,
         request.app.state.starting_credits,
     )
+    if body.owner and await members_of(request).get(org.id, body.owner) is None:
+        await members_of(request).add(org.id, body.owner, "", "owner")
     return JSON(org_card(org), status_code=201)
 
 

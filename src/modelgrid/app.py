@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from . import admin, admin_billing, admin_codes, routes
+from . import admin, admin_billing, admin_codes, admin_members, admin_plans, routes
 from .access_log import AccessLog
 from .admission import Admission
 from .catalogue import Catalogue
@@ -25,13 +25,16 @@ from .logs import configure_logging
 from .metering import Meter
 from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, RequestMiddleware
+from .overrides import Overrides
 from .pricing import OffPeak, Price, micro
 from .settings import Settings, load_settings
 from .storage.codes import CodeStore
 from .storage.database import Database
 from .storage.keys import KeyStore
 from .storage.ledger import Ledger
+from .storage.members import MemberStore
 from .storage.orgs import OrgStore
+from .storage.overrides import OverrideStore
 
 log = logging.getLogger("modelgrid.server")
 
@@ -79,6 +82,7 @@ def create_app(settings: Settings) -> Starlette:
         costs=catalogue.costs(),
     )
     gateway = Gateway(keys, catalogue, metrics, admission, meter)
+    overrides = Overrides(OverrideStore(db), admission, meter, settings)
     access_log = AccessLog(fmt=settings.log_format, enabled=settings.log_level in ("debug", "info"))
 
     @asynccontextmanager
@@ -96,6 +100,7 @@ def create_app(settings: Settings) -> Starlette:
             {name: plan.retention_days for name, plan in settings.all_plans.items()},
         )
         housekeeping.start()  # hourly roll-ups and daily pruning, safe on every replica
+        await overrides.start()  # plans and prices set through the admin API
         await counters.start()  # hands back reservations of replicas that died
         await catalogue.start()
         access_log.start()
@@ -109,13 +114,19 @@ def create_app(settings: Settings) -> Starlette:
             access_log.close()
             await catalogue.close()
             await housekeeping.close()
+            await overrides.close()
             await ledger.close()
             await limiter.close()
             await counters.close()
             await db.close()
 
     app = Starlette(
-        routes=routes.routes + admin.routes + admin_billing.routes + admin_codes.routes,
+        routes=routes.routes
+        + admin.routes
+        + admin_billing.routes
+        + admin_codes.routes
+        + admin_members.routes
+        + admin_plans.routes,
         middleware=[
             Middleware(RequestMiddleware, metrics=metrics, access_log=access_log),
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
@@ -127,6 +138,8 @@ def create_app(settings: Settings) -> Starlette:
     app.state.gateway = gateway
     app.state.orgs = OrgStore(db)
     app.state.codes = CodeStore(db)
+    app.state.members = MemberStore(db)
+    app.state.overrides = overrides
     app.state.starting_credits = micro(settings.starting_credits)
     return app
 

@@ -15,6 +15,8 @@ import orjson
 from .cli_options import _settings, config_option
 from .pricing import micro
 from .settings import Settings
+from .storage.members import MemberStore, key_role
+from .storage.overrides import OverrideStore
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -99,9 +101,13 @@ def _run_store(config: str | None, action: Any) -> Any:
     return asyncio.run(run())
 
 
-def _check_plan(settings: Settings, plan: str | None) -> None:
-    if plan is not None and plan not in settings.all_plans:
-        known = ", ".join(sorted(settings.all_plans))
+async def _check_plan(settings: Settings, plan: str | None, orgs: Any) -> None:
+    """The plan must exist: built in, configured, or set with `modelgrid plans set`."""
+    if plan is None or plan in settings.all_plans:
+        return
+    stored = await OverrideStore(orgs.db).all("plan")
+    if plan not in stored:
+        known = ", ".join(sorted([*settings.all_plans, *stored]))
         raise click.ClickException(f"no plan {plan!r} (plans: {known})")
 
 
@@ -113,6 +119,7 @@ def _check_plan(settings: Settings, plan: str | None) -> None:
 @click.option("--expires", help="Lifetime (30d, 12h, 90m) or an ISO date; default: never.")
 @click.option("--org-admin", is_flag=True, help="Manages its organisation's keys (needs --org).")
 @click.option("--admin", is_flag=True, help="An operator's admin key (no organisation, no plan).")
+@click.option("--member", help="A member's e-mail (needs --org): the key has their powers.")
 def keys_create(
     config: str | None,
     name: str,
@@ -121,6 +128,7 @@ def keys_create(
     expires: str | None,
     org_admin: bool,
     admin: bool,
+    member: str | None,
 ) -> None:
     """Create a key and print it alone on stdout; it is never shown again."""
     if admin and (org or plan):
@@ -132,13 +140,23 @@ def keys_create(
     expires_at = _expiry(expires) if expires else None
 
     async def action(keys: Any, orgs: Any, settings: Settings) -> str:
-        _check_plan(settings, plan)
+        await _check_plan(settings, plan, orgs)
         org_id = None
         if org:
             starting = micro(settings.starting_credits)
             org_id = (await orgs.ensure(org, plan, settings.default_plan, starting)).id
         role = "admin" if admin else "org_admin" if org_admin else "user"
-        key: str = await keys.create(name=name, role=role, org_id=org_id, expires_at=expires_at)
+        member_id = None
+        if member:
+            if org_id is None:
+                raise click.ClickException("--member needs --org")
+            found = await MemberStore(orgs.db).get(org_id, member)
+            if found is None:
+                raise click.ClickException(f"{member!r} is not a member of {org}")
+            role, member_id = key_role(found.role), found.id
+        key: str = await keys.create(
+            name=name, role=role, org_id=org_id, expires_at=expires_at, member_id=member_id
+        )
         return key
 
     key = _run_store(config, action)
@@ -217,14 +235,18 @@ def orgs() -> None:
 @config_option
 @click.argument("name")
 @click.option("--plan", help="The plan (default: the configured default_plan, free).")
-def orgs_create(config: str | None, name: str, plan: str | None) -> None:
+@click.option("--owner", help="E-mail of its first owner (for a new organisation).")
+def orgs_create(config: str | None, name: str, plan: str | None, owner: str | None) -> None:
     """Create an organisation, or move an existing one to PLAN."""
 
     async def action(keys: Any, orgs: Any, settings: Settings) -> Any:
-        _check_plan(settings, plan)
-        return await orgs.ensure(
-            name, plan, settings.default_plan, micro(settings.starting_credits)
-        )
+        await _check_plan(settings, plan, orgs)
+        org = await orgs.ensure(name, plan, settings.default_plan, micro(settings.starting_credits))
+        if owner:
+            store = MemberStore(orgs.db)
+            if await store.get(org.id, owner) is None:
+                await store.add(org.id, owner, "", "owner")
+        return org
 
     org = _run_store(config, action)
     click.echo(f"{org.name} is on the {org.plan} plan.", err=True)
@@ -258,14 +280,18 @@ def plans() -> None:
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per plan.")
 def plans_list(config: str | None, as_json: bool) -> None:
-    """List plans with the models they allow and their rate limit."""
+    """List plans with the models they allow and their rate limit (with those set by
+    `modelgrid plans set` over the config's)."""
+    from .cli_plans import stored_plans
+
     settings = _settings(config)
+    found = settings.all_plans | stored_plans(config)
     if as_json:
-        rows = {name: plan.model_dump() for name, plan in settings.all_plans.items()}
+        rows = {name: plan.model_dump() for name, plan in found.items()}
         click.echo(orjson.dumps(rows).decode())
         return
     click.echo(f"{'PLAN':12}  {'REQUESTS/MIN':12}  MODELS")
-    for name, plan in settings.all_plans.items():
+    for name, plan in found.items():
         rpm = str(plan.requests_per_minute or "unlimited")
         default = " (default)" if name == settings.default_plan else ""
         click.echo(f"{name + default:12}  {rpm:12}  {', '.join(plan.models)}")
@@ -359,10 +385,16 @@ def chat(
 
 # Registered last: these commands live in a module of their own, which imports this one.
 from .cli_billing import credits_group, report, usage  # noqa: E402
+from .cli_members import members  # noqa: E402
+from .cli_plans import plans_delete, plans_set, prices  # noqa: E402
 
 main.add_command(usage)
 main.add_command(credits_group)
 main.add_command(report)
+main.add_command(members)
+plans.add_command(plans_set)
+plans.add_command(plans_delete)
+main.add_command(prices)
 
 from .cli_codes import codes  # noqa: E402
 

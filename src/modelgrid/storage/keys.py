@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from ..keys import hash_key, new_key, public_prefix
 from .database import Database
-from .tables import api_keys, organisations
+from .tables import api_keys, members, organisations
 
 # admin: the operator's, over everything; org_admin: manages its own organisation's keys;
 # user: calls the API.
@@ -37,6 +37,8 @@ class KeyRecord:
     org: str | None = None  # the organisation's name; None for the operator's keys
     plan: str | None = None  # the organisation's plan
     expires_at: datetime | None = None
+    member_id: str | None = None  # the member whose key it is, if any
+    member_role: str | None = None  # owner, admin or member
 
     def expired(self, now: datetime) -> bool:
         return self.expires_at is not None and self.expires_at <= now
@@ -60,6 +62,7 @@ class KeyStore:
         key: str | None = None,
         org_id: str | None = None,
         expires_at: datetime | None = None,
+        member_id: str | None = None,
     ) -> str:
         """Store a new key and return it; this is the only time it exists in clear text."""
         key = key or new_key()
@@ -74,6 +77,7 @@ class KeyStore:
                     created_at=datetime.now(UTC),
                     org_id=org_id,
                     expires_at=expires_at,
+                    member_id=member_id,
                 )
             )
         return key
@@ -131,6 +135,10 @@ class KeyStore:
         self._cache.clear()
         return [_record(row) for row in rows]
 
+    def forget(self) -> None:
+        """Drop every cached key (after a change to what keys may do)."""
+        self._cache.clear()
+
     async def verify(self, key: str) -> KeyRecord | None:
         """The active key record for this clear-text key, or None."""
         digest = hash_key(key)
@@ -168,10 +176,16 @@ class KeyStore:
 
 
 def _with_org() -> sa.Select[Any]:
-    """Keys with their organisation's name and plan: one query on the request path."""
-    joined = api_keys.outerjoin(organisations, api_keys.c.org_id == organisations.c.id)
+    """Keys with their organisation's name and plan, and their member's role: one query on
+    the request path."""
+    joined = api_keys.outerjoin(organisations, api_keys.c.org_id == organisations.c.id).outerjoin(
+        members, api_keys.c.member_id == members.c.id
+    )
     return sa.select(
-        api_keys, organisations.c.name.label("org"), organisations.c.plan.label("plan")
+        api_keys,
+        organisations.c.name.label("org"),
+        organisations.c.plan.label("plan"),
+        members.c.role.label("member_role"),
     ).select_from(joined)
 
 
@@ -194,4 +208,6 @@ def _record(row: sa.Row[tuple[object, ...]]) -> KeyRecord:
         org=row.org,
         plan=row.plan,
         expires_at=_utc(row.expires_at),
+        member_id=row.member_id,
+        member_role=row.member_role,
     )

@@ -26,6 +26,10 @@ class OrgStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    @property
+    def db(self) -> Database:
+        return self._db
+
     async def get(self, name: str) -> Organisation | None:
         async with self._db.engine.connect() as conn:
             row = (

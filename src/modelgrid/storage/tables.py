@@ -27,6 +27,8 @@ api_keys = sa.Table(
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("org_id", sa.String(32), sa.ForeignKey("organisations.id"), nullable=True),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("member_id", sa.String(32), sa.ForeignKey("members.id"), nullable=True),
+    sa.Index("ix_api_keys_member_id", "member_id"),
 )
 
 # SQLite autoincrements only an INTEGER PRIMARY KEY; PostgreSQL gets a BIGSERIAL.
@@ -133,4 +135,26 @@ rollup_state = sa.Table(
     sa.Column("last_rollup", sa.BigInteger(), nullable=False),
     sa.Column("rolled_until", sa.DateTime(timezone=True), nullable=True),
     sa.CheckConstraint("id = 1", name="ck_rollup_state_one_row"),
+)
+
+members = sa.Table(
+    "members",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("org_id", sa.String(32), sa.ForeignKey("organisations.id"), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("role", sa.String(16), nullable=False),  # owner, admin or member
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("removed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_members_org_id_email", "org_id", "email"),
+)
+
+overrides = sa.Table(
+    "overrides",
+    metadata,
+    sa.Column("kind", sa.String(16), primary_key=True),  # plan or price
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("body", sa.Text(), nullable=False),  # the settings, as JSON
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
