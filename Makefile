@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/reliability.py
 	$(BIN)/python benchmarks/json_codec.py
 	$(BIN)/python benchmarks/metering.py
+	$(BIN)/python benchmarks/ledger_flush.py
 
 clean:
 	rm -rf $(VENV) .modelgrid .pytest_cache .mypy_cache .ruff_cache

@@ -56,10 +56,17 @@ def test_a_quota_holds_across_replicas(replicas: list[Server]) -> None:
     assert {r.json()["error"]["code"] for r in refused} == {"insufficient_quota"}
     usage = {r.headers["x-request-id"]: r.json()["usage"]["total_tokens"] for r in served}
     assert sum(usage.values()) <= 400  # not 400 on each replica
-    entries = httpx.get(
-        f"{b.url}/admin/v1/orgs/shared/ledger", params={"limit": 1000}, headers=admin
-    ).json()["data"]
-    assert {e["request_id"]: e["tokens_in"] + e["tokens_out"] for e in entries} == usage
+    # Each replica commits its entries once a second: within two, b sees a's too.
+    deadline = time.monotonic() + 3
+    while True:
+        entries = httpx.get(
+            f"{b.url}/admin/v1/orgs/shared/ledger", params={"limit": 1000}, headers=admin
+        ).json()["data"]
+        found = {e["request_id"]: e["tokens_in"] + e["tokens_out"] for e in entries}
+        if found == usage or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert found == usage
 
 
 def test_a_revoked_key_fails_on_every_replica_within_a_second(replicas: list[Server]) -> None:
