@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from modelgrid.storage.database import async_url
+from modelgrid.storage.database import Database, async_url
 
 from .services import POSTGRES_URL, REDIS_URL, Server, require_service, run_server
 
@@ -90,6 +90,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'modelgrid.db'}"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """A migrated database, SQLite and PostgreSQL in turn."""
+    database = Database(database_url)
+    await database.migrate()
+    yield database
+    await database.close()
 
 
 @pytest.fixture

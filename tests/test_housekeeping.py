@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,14 +20,6 @@ pytestmark = pytest.mark.anyio
 
 NOW = datetime(2026, 11, 28, 12, 0, 10, tzinfo=UTC)
 DAY = timedelta(days=1)
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.migrate()
-    yield database
-    await database.close()
 
 
 async def test_rolls_up_each_round_and_prunes_once_a_day(db: Database, tmp_path: Path) -> None:

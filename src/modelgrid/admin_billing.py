@@ -24,6 +24,7 @@ from .report import margin
 from .routes import JSON, gateway_of, read_json, trace_of
 from .schemas import Body, parse
 from .storage.ledger import LedgerEntry
+from .usage_card import usage_card
 
 
 class Grant(Body):
@@ -43,26 +44,9 @@ def _since(request: Request) -> datetime:
 async def usage(request: Request) -> Response:
     org = await _org(request, "/admin/v1/orgs/{org}/usage")
     meter = gateway_of(request).meter
-    account = account_of_org(org.id)
     since = _since(request)
     await meter.ledger.flush()
-    totals = await meter.ledger.totals(account, since)
-    balance = await meter.balance(account)
-    return JSON(
-        {
-            "object": "usage",
-            "org": org.name,
-            "plan": org.plan,
-            "since": since.isoformat(),
-            "requests": totals.requests,
-            "tokens_in": totals.tokens_in,
-            "tokens_cached": totals.tokens_cached,
-            "tokens_out": totals.tokens_out,
-            "list_price": credits(totals.list_price),
-            "charged": credits(totals.charge),
-            "balance": credits(balance),
-        }
-    )
+    return JSON(await usage_card(meter.ledger, org, since))
 
 
 def entry_card(entry: LedgerEntry) -> dict[str, Any]:

@@ -13,34 +13,25 @@ import click
 import orjson
 
 from .accounts import account_of_org
-from .cli_options import _settings, config_option
+from .cli_options import _settings, config_option, run_for_org
 from .pricing import credits, micro
 from .settings import Settings
 from .storage.database import Database
 from .storage.ledger import Ledger
-from .storage.orgs import Organisation, OrgStore
+from .storage.orgs import Organisation
+from .usage_card import usage_card
 
 T = TypeVar("T")
 
 
 def _run(config: str | None, org_name: str, action: Callable[..., Awaitable[T]]) -> T:
     """Run ``action(ledger, org, settings)`` for the organisation called ``org_name``."""
-    settings = _settings(config)
 
-    async def run() -> T:
-        db = Database(settings.resolved_database_url)
-        try:
-            await db.migrate()
-            org = await OrgStore(db).get(org_name)
-            if org is None:
-                raise click.ClickException(f"no organisation {org_name!r}")
-            # Queries and grants only: journaling and flushing belong to the server.
-            ledger = Ledger(db, settings.data_dir / "journal")
-            return await action(ledger, org, settings)
-        finally:
-            await db.close()
+    async def with_ledger(db: Database, org: Organisation, settings: Settings) -> T:
+        # Queries and grants only: journaling and flushing belong to the server.
+        return await action(Ledger(db, settings.data_dir / "journal"), org, settings)
 
-    return asyncio.run(run())
+    return run_for_org(config, org_name, with_ledger)
 
 
 def _since(text: str | None) -> datetime:
@@ -63,21 +54,7 @@ def usage(config: str | None, org_name: str, since: str | None, as_json: bool) -
     start = _since(since)
 
     async def action(ledger: Ledger, org: Organisation, settings: Settings) -> dict[str, Any]:
-        account = account_of_org(org.id)
-        totals = await ledger.totals(account, start)
-        balance = await ledger.granted(account) - await ledger.spent(account)
-        return {
-            "org": org.name,
-            "plan": org.plan,
-            "since": start.isoformat(),
-            "requests": totals.requests,
-            "tokens_in": totals.tokens_in,
-            "tokens_cached": totals.tokens_cached,
-            "tokens_out": totals.tokens_out,
-            "list_price": credits(totals.list_price),
-            "charged": credits(totals.charge),
-            "balance": credits(balance),
-        }
+        return await usage_card(ledger, org, start)
 
     found = _run(config, org_name, action)
     if as_json:

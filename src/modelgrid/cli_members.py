@@ -3,17 +3,17 @@ directly (running servers see a change to a member's keys within ``key_cache_sec
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import click
 import orjson
 
-from .cli_options import _settings, config_option
+from .cli_options import config_option, run_for_org
+from .settings import Settings
 from .storage.database import Database
 from .storage.members import ROLES, Member, MemberError, MemberStore
-from .storage.orgs import Organisation, OrgStore
+from .storage.orgs import Organisation
 
 T = TypeVar("T")
 
@@ -25,22 +25,13 @@ role_option = click.option(
 def _run(
     config: str | None, org_name: str, action: Callable[[MemberStore, Organisation], Awaitable[T]]
 ) -> T:
-    settings = _settings(config)
-
-    async def run() -> T:
-        db = Database(settings.resolved_database_url)
+    async def with_members(db: Database, org: Organisation, settings: Settings) -> T:
         try:
-            await db.migrate()
-            org = await OrgStore(db).get(org_name)
-            if org is None:
-                raise click.ClickException(f"no organisation {org_name!r}")
             return await action(MemberStore(db), org)
         except MemberError as exc:
             raise click.ClickException(str(exc)) from None
-        finally:
-            await db.close()
 
-    return asyncio.run(run())
+    return run_for_org(config, org_name, with_members)
 
 
 async def _found(store: MemberStore, org: Organisation, who: str) -> Member:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import click
 
 from .settings import Settings, SettingsError, load_settings
+from .storage.database import Database
+from .storage.orgs import Organisation, OrgStore
+
+T = TypeVar("T")
 
 
 def _settings(config: str | None, **overrides: Any) -> Settings:
@@ -21,3 +27,26 @@ config_option = click.option(
     type=click.Path(dir_okay=False, exists=True),
     help="TOML config file (default: $MODELGRID_CONFIG, else built-in defaults).",
 )
+
+
+def run_for_org(
+    config: str | None,
+    org_name: str,
+    action: Callable[[Database, Organisation, Settings], Awaitable[T]],
+) -> T:
+    """Run ``action(db, org, settings)`` for the organisation called ``org_name``, on the
+    configured database (migrated first)."""
+    settings = _settings(config)
+
+    async def run() -> T:
+        db = Database(settings.resolved_database_url)
+        try:
+            await db.migrate()
+            org = await OrgStore(db).get(org_name)
+            if org is None:
+                raise click.ClickException(f"no organisation {org_name!r}")
+            return await action(db, org, settings)
+        finally:
+            await db.close()
+
+    return asyncio.run(run())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -22,14 +21,6 @@ from modelgrid.storage.tables import credit_grants, redemption_codes
 pytestmark = pytest.mark.anyio
 
 ACCOUNT = "org:" + "a" * 32
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.migrate()
-    yield database
-    await database.close()
 
 
 @pytest.fixture

@@ -27,14 +27,6 @@ pytestmark = pytest.mark.anyio
 HOUR = timedelta(hours=1)
 
 
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.migrate()
-    yield database
-    await database.close()
-
-
 async def text(chunks: AsyncIterator[str]) -> str:
     return "".join([chunk async for chunk in chunks])
 

@@ -4,7 +4,6 @@ entries, what pruning deletes, and sums that stay the same once raw entries are 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,14 +25,6 @@ pytestmark = pytest.mark.anyio
 HOUR = timedelta(hours=1)
 END = H0 + 4 * HOUR  # roll-ups below cover hours 9:00 to 12:00; 13:00 and 14:00 stay raw
 FAR = H0 + timedelta(days=400)  # for pruning everything rolled up
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.migrate()
-    yield database
-    await database.close()
 
 
 async def unrolled(db: Database) -> set[str]:
