@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from . import admin, admin_billing, admin_codes, admin_members, admin_plans, routes
+from . import admin, admin_billing, admin_codes, admin_members, admin_plans, routes, signup
 from .access_log import AccessLog
 from .admission import Admission
 from .catalogue import Catalogue
@@ -129,7 +129,8 @@ def create_app(settings: Settings) -> Starlette:
         + admin_billing.routes
         + admin_codes.routes
         + admin_members.routes
-        + admin_plans.routes,
+        + admin_plans.routes
+        + signup.routes,
         middleware=[
             Middleware(RequestMiddleware, metrics=metrics, access_log=access_log),
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),

@@ -222,6 +222,9 @@ class Settings(BaseModel):
     # concurrency limits still hold), for an operator who meters elsewhere.
     metering: bool = True
     starting_credits: float = Field(0.0, ge=0)  # granted to each new organisation
+    # POST /v1/signup: anyone may make an organisation (on default_plan) and its owner's key.
+    self_signup: bool = False
+    signups_per_hour: int = Field(20, ge=1)  # across the whole server, every replica together
     # Days raw ledger entries are kept once rolled up into hourly sums (which are kept for
     # ever, so usage, quotas and statements stay whole); 0: keep raw entries for ever.
     ledger_retention_days: int = Field(90, ge=0)
