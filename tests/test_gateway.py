@@ -54,7 +54,10 @@ async def make(db: Database, ledger: Ledger, engine: FakeEngine) -> tuple[Gatewa
     settings = ModelSettings.model_validate({"engine": "llama_cpp"})
     router = Router("fake", settings, [Deployment(engine, new_state("fake", 1, 5, 1), "fake", "-")])
     catalogue = Catalogue([Entry("fake", router, settings)])
-    admission = Admission(MemoryLimiter(), BUILTIN_PLANS, "free")
+    # The pipeline's own text, unlabelled (labels have tests of their own, in test_labels).
+    unlabelled = {"label_position": "none", "label_duty": "user"}
+    plans = BUILTIN_PLANS | {"free": BUILTIN_PLANS["free"].model_copy(update=unlabelled)}
+    admission = Admission(MemoryLimiter(), plans, "free")
     gateway = Gateway(keys, catalogue, Metrics(), admission, Meter(MemoryCounters(), ledger, {}))
     record = await gateway.authenticate(f"Bearer {key}", Trace("r", "POST", "/"))
     return gateway, record

@@ -20,6 +20,7 @@ from .counters import Counters, MemoryCounters, RedisCounters
 from .errors import APIError
 from .gateway import Gateway
 from .housekeeping import Housekeeping
+from .labels import Labels
 from .limiter import Limiter, MemoryLimiter, RedisLimiter
 from .logs import configure_logging
 from .metering import Meter
@@ -84,7 +85,7 @@ def create_app(settings: Settings) -> Starlette:
         enabled=settings.metering,
         costs=catalogue.costs(),
     )
-    gateway = Gateway(keys, catalogue, metrics, admission, meter)
+    gateway = Gateway(keys, catalogue, metrics, admission, meter, Labels(settings.provider_code))
     overrides = Overrides(OverrideStore(db), admission, meter, settings)
     access_log = AccessLog(fmt=settings.log_format, enabled=settings.log_level in ("debug", "info"))
 

@@ -16,7 +16,7 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -31,6 +31,7 @@ from .errors import (
     ServerError,
 )
 from .keys import parse_bearer
+from .labels import ExplicitLabel, Labels
 from .metering import Meter
 from .metrics import Metrics
 from .openai_format import ChatFormat, Choice, ResponseFormatter, TextFormat
@@ -55,12 +56,14 @@ class Gateway:
         metrics: Metrics,
         admission: Admission,
         meter: Meter,
+        labels: Labels | None = None,
     ) -> None:
         self.keys = keys
         self.catalogue = catalogue
         self.metrics = metrics
         self.admission = admission
         self.meter = meter
+        self.labels = labels or Labels()
 
     async def authenticate(self, authorization: str | None, trace: Trace) -> KeyRecord:
         key = parse_bearer(authorization)
@@ -91,15 +94,19 @@ class Gateway:
         entry = self._resolve(body.model, trace, body.user, body.stream)
         await self.admission.admit(caller, entry, trace)
         entry, prepared = await self._degrading(caller, entry, trace, self._chat_prepared(body))
+        content_id = f"chatcmpl-{trace.uid}"
+        json_output = body.response_format is not None and body.response_format.type != "text"
         call = _Call(
             entry,
-            ChatFormat(f"chatcmpl-{trace.uid}", entry.id, body.logprobs),
+            ChatFormat(content_id, entry.id, body.logprobs),
             [("", p) for p in prepared],
             caller,
             self.admission.tenant_of(caller),
             trace,
             bool(body.stream_options and body.stream_options.include_usage),
             per_prompt=len(prepared),  # one prompt, however many choices
+            label=self.labels.explicit(self.admission.plan_of(caller), json_output),
+            aigc=self._implicit_label(content_id, trace),
         )
         return await self._respond(call)
 
@@ -149,15 +156,18 @@ class Gateway:
             return prepared
 
         entry, prepared = await self._degrading(caller, entry, trace, prepare)
+        content_id = f"cmpl-{trace.uid}"
         call = _Call(
             entry,
-            TextFormat(f"cmpl-{trace.uid}", entry.id, body.logprobs is not None),
+            TextFormat(content_id, entry.id, body.logprobs is not None),
             list(zip(prefixes, prepared, strict=True)),
             caller,
             self.admission.tenant_of(caller),
             trace,
             bool(body.stream_options and body.stream_options.include_usage),
             per_prompt=body.n,
+            label=self.labels.explicit(self.admission.plan_of(caller), False),
+            aigc=self._implicit_label(content_id, trace),
         )
         return await self._respond(call)
 
@@ -172,6 +182,11 @@ class Gateway:
         self._account_tokens(entry.id, trace)
         usage = {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens}
         return {"object": "list", "data": result.data, "model": entry.id, "usage": usage}
+
+    def _implicit_label(self, content_id: str, trace: Trace) -> dict[str, str]:
+        metadata = self.labels.metadata(content_id)
+        trace.headers.append((b"aigc", orjson.dumps({"AIGC": metadata})))
+        return metadata
 
     async def _reserve(self, caller: KeyRecord, entry: Entry, most_out: int, trace: Trace) -> None:
         who = self.admission.payer(caller, entry.id, self.meter.price_of(entry.id))
@@ -194,7 +209,13 @@ class Gateway:
             return self._stream(call, first, pieces)
         choices = [await self._collect(call, index) for index in range(len(call.choices))]
         self._account(call)
-        return call.fmt.response(choices, _usage(call.trace))
+        if call.label is not None:
+            label = call.label
+            choices = [replace(c, text=label.apply(c.text)) for c in choices]
+        response = call.fmt.response(choices, _usage(call.trace))
+        if call.aigc is not None:
+            response["AIGC"] = call.aigc
+        return response
 
     async def _generate(self, call: _Call, index: int) -> AsyncGenerator[Piece, None]:
         """One choice's pieces, metered as they come; the engine stops if we stop early."""
@@ -214,18 +235,30 @@ class Gateway:
     async def _stream(
         self, call: _Call, first: Piece, rest: AsyncGenerator[Piece, None]
     ) -> AsyncGenerator[bytes, None]:
-        fmt, trace = call.fmt, call.trace
+        fmt, trace, label = call.fmt, call.trace, call.label
+        tagged = call.aigc is None
+
+        def sse(payload: dict[str, Any]) -> bytes:
+            nonlocal tagged
+            if not tagged:  # the implicit label rides on the stream's first chunk
+                payload["AIGC"], tagged = call.aigc, True
+            return _sse(payload)
+
         try:
             for index, (prefix, _) in enumerate(call.choices):
                 if (opening := fmt.start(index, prefix)) is not None:
-                    yield _sse(opening)
+                    yield sse(opening)
+                if label is not None and label.opening is not None:
+                    yield sse(fmt.delta(index, label.opening, []))
                 source = _resumed(first, rest) if index == 0 else self._generate(call, index)
                 async with aclosing(source) as pieces:
                     async for piece in pieces:
                         if piece.text or piece.logprobs:
-                            yield _sse(fmt.delta(index, piece.text, piece.logprobs))
+                            yield sse(fmt.delta(index, piece.text, piece.logprobs))
                         if piece.finish_reason is not None:
-                            yield _sse(fmt.finish(index, piece.finish_reason))
+                            if label is not None and label.closing is not None:
+                                yield sse(fmt.delta(index, label.closing, []))
+                            yield sse(fmt.finish(index, piece.finish_reason))
             # Settled before the stream's end reaches the client: a stream it saw end has its
             # ledger entry, whatever happens to this process next.
             await trace.settle()
@@ -268,6 +301,8 @@ class _Call:
     trace: Trace
     include_usage: bool
     per_prompt: int = 1  # choices per prompt: the first of each group is billed for the prompt
+    label: ExplicitLabel | None = None  # the plan's text label, if this output carries one
+    aigc: dict[str, str] | None = None  # the implicit label: GB 45438 Appendix E's metadata
 
     def counts_prompt(self, index: int) -> bool:
         return index % self.per_prompt == 0

@@ -16,7 +16,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .labels import label_problem
+
 ENV_PREFIX = "MODELGRID_"
+SIX_MONTHS_DAYS = 183
 DEFAULT_MODEL_ID = "smollm2-135m-instruct"
 
 
@@ -141,6 +144,12 @@ class PlanSettings(BaseModel):
     tokens_per_minute: int = Field(0, ge=0)
     # Queue priority on the embedded engines: waiting requests of a higher one go first.
     priority: int = Field(0, ge=0, le=100)
+    # The explicit label on generated text (GB 45438-2025): its wording (an AI element and a
+    # generation element) and where it goes. "none" only where the plan's agreement moves the
+    # labelling duty to the user (label_duty = "user"), and then logs are kept six months.
+    label_text: str = "本内容由人工智能生成"
+    label_position: Literal["start", "end", "none"] = "end"
+    label_duty: Literal["operator", "user"] = "operator"
     # Quotas per organisation (or lone key), per UTC day and calendar month: prompt and
     # completion tokens together; 0: no quota.
     daily_tokens: int = Field(0, ge=0)
@@ -163,6 +172,18 @@ class PlanSettings(BaseModel):
 
     def allows(self, model_id: str) -> bool:
         return "*" in self.models or model_id in self.models
+
+    @model_validator(mode="after")
+    def _label_policy(self) -> PlanSettings:
+        if self.label_position == "none":
+            if self.label_duty != "user":
+                raise ValueError(
+                    "label_position none needs label_duty user: only an agreement that moves "
+                    "the labelling duty to the user allows unlabelled output"
+                )
+        elif (problem := label_problem(self.label_text)) is not None:
+            raise ValueError(f"label_text: {problem}")
+        return self
 
     def quota_covers(self, model_id: str) -> bool:
         return "*" in self.quota_models or model_id in self.quota_models
@@ -222,6 +243,9 @@ class Settings(BaseModel):
     # concurrency limits still hold), for an operator who meters elsewhere.
     metering: bool = True
     starting_credits: float = Field(0.0, ge=0)  # granted to each new organisation
+    # The operator's provider code (27 printable characters), the ContentProducer in every
+    # response's implicit AIGC label; empty until the operator has one.
+    provider_code: str = Field("", pattern=r"^$|^[!#-\[\]-~]{27}$")
     # POST /v1/signup: anyone may make an organisation (on default_plan) and its owner's key.
     self_signup: bool = False
     signups_per_hour: int = Field(20, ge=1)  # across the whole server, every replica together
@@ -266,6 +290,18 @@ class Settings(BaseModel):
                 f"workers = {self.workers} needs redis_url: plans {', '.join(counting)} have "
                 "limits, quotas or credits, which each worker would otherwise count on its own"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _unlabelled_plans_keep_logs(self) -> Settings:
+        for name, plan in self.all_plans.items():
+            if plan.label_position != "none" or self.ledger_retention_days == 0:
+                continue
+            if max(plan.retention_days, self.ledger_retention_days) < SIX_MONTHS_DAYS:
+                raise ValueError(
+                    f"plans.{name}: unlabelled output needs its logs kept at least six months: "
+                    f"set retention_days = {SIX_MONTHS_DAYS} or more"
+                )
         return self
 
     @model_validator(mode="after")
