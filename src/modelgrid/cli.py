@@ -271,32 +271,6 @@ def orgs_list(config: str | None, as_json: bool) -> None:
         click.echo(f"{o.name:24}  {o.plan:12}  {o.keys}")
 
 
-@main.group()
-def plans() -> None:
-    """Plans: the built-in free, pro and enterprise, and the operator's own."""
-
-
-@plans.command("list")
-@config_option
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per plan.")
-def plans_list(config: str | None, as_json: bool) -> None:
-    """List plans with the models they allow and their rate limit (with those set by
-    `modelgrid plans set` over the config's)."""
-    from .cli_plans import stored_plans
-
-    settings = _settings(config)
-    found = settings.all_plans | stored_plans(config)
-    if as_json:
-        rows = {name: plan.model_dump() for name, plan in found.items()}
-        click.echo(orjson.dumps(rows).decode())
-        return
-    click.echo(f"{'PLAN':12}  {'REQUESTS/MIN':12}  MODELS")
-    for name, plan in found.items():
-        rpm = str(plan.requests_per_minute or "unlimited")
-        default = " (default)" if name == settings.default_plan else ""
-        click.echo(f"{name + default:12}  {rpm:12}  {', '.join(plan.models)}")
-
-
 url_option = click.option(
     "--url", envvar="MODELGRID_URL", default=DEFAULT_URL, show_default=True, help="Server address."
 )
@@ -386,14 +360,13 @@ def chat(
 # Registered last: these commands live in a module of their own, which imports this one.
 from .cli_billing import credits_group, report, usage  # noqa: E402
 from .cli_members import members  # noqa: E402
-from .cli_plans import plans_delete, plans_set, prices  # noqa: E402
+from .cli_plans import plans, prices  # noqa: E402
 
 main.add_command(usage)
 main.add_command(credits_group)
 main.add_command(report)
 main.add_command(members)
-plans.add_command(plans_set)
-plans.add_command(plans_delete)
+main.add_command(plans)
 main.add_command(prices)
 
 from .cli_codes import codes  # noqa: E402

@@ -1,4 +1,4 @@
-"""``modelgrid plans set|delete`` and ``modelgrid prices``: plans and prices stored over the
+"""``modelgrid plans`` and ``modelgrid prices``: plans and prices stored over the
 config's, on the database directly; running servers apply them within seconds."""
 
 from __future__ import annotations
@@ -59,7 +59,31 @@ def stored_plans(config: str | None) -> dict[str, PlanSettings]:
     return _run(config, action)
 
 
-@click.command("set")
+@click.group()
+def plans() -> None:
+    """Plans: the built-in free, pro and enterprise, and the operator's own."""
+
+
+@plans.command("list")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per plan.")
+def plans_list(config: str | None, as_json: bool) -> None:
+    """List plans with the models they allow and their rate limit (with those set by
+    `modelgrid plans set` over the config's)."""
+    settings = _settings(config)
+    found = settings.all_plans | stored_plans(config)
+    if as_json:
+        rows = {name: plan.model_dump() for name, plan in found.items()}
+        click.echo(orjson.dumps(rows).decode())
+        return
+    click.echo(f"{'PLAN':12}  {'REQUESTS/MIN':12}  MODELS")
+    for name, plan in found.items():
+        rpm = str(plan.requests_per_minute or "unlimited")
+        default = " (default)" if name == settings.default_plan else ""
+        click.echo(f"{name + default:12}  {rpm:12}  {', '.join(plan.models)}")
+
+
+@plans.command("set")
 @config_option
 @click.argument("name")
 @click.argument("body")
@@ -83,7 +107,7 @@ def plans_set(config: str | None, name: str, body: str) -> None:
     click.echo(f"Plan {name} stored; servers apply it within seconds.", err=True)
 
 
-@click.command("delete")
+@plans.command("delete")
 @config_option
 @click.argument("name")
 def plans_delete(config: str | None, name: str) -> None:
