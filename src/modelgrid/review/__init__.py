@@ -1,0 +1,1 @@
+"""Safety review core: taxonomy, normaliser, term matcher, PII detectors and verdicts."""

@@ -1,0 +1,174 @@
+"""Aho-Corasick matcher over the operator's term list, tagged with TC260-003 risk codes.
+
+Terms and text go through the same normaliser, so evasions (inserted separators,
+full-width letters, mixed case, traditional characters, homoglyphs) collapse onto the
+listed form. Terms that start or end with an ASCII letter or digit must sit on word
+boundaries (judged on the original neighbours, normalised), so "ass" does not match
+"class"; CJK terms match as substrings, since Chinese has no spaces between words.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import ahocorasick
+
+from modelgrid.review.normalise import normalise, normalise_char, normalise_term
+from modelgrid.review.taxonomy import is_risk_code
+
+Progress = Callable[[int, int], None]
+# Operators' lists often have no risk column; A.1.8 is the standard's catch-all.
+DEFAULT_RISK = "A.1.8"
+_PROGRESS_EVERY = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    text: str
+    risk: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    term: str
+    risk: str
+    start: int  # span in the original text (absolute stream offset for StreamScanner)
+    end: int
+    matched: str
+
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isascii() and ch.isalnum()
+
+
+def _parse_risk(raw: str, where: str) -> str:
+    risk = raw.strip()
+    if not is_risk_code(risk):
+        raise ValueError(f"{where}: unknown risk code {risk!r}")
+    return risk
+
+
+def load_terms(path: str | Path, default_risk: str = DEFAULT_RISK) -> list[Term]:
+    """Plain text (term[<TAB>risk], '#' comments) or CSV with a 'term,risk' header."""
+    p = Path(path)
+    terms: list[Term] = []
+    with p.open(encoding="utf-8-sig", newline="") as f:
+        if p.suffix.lower() == ".csv":
+            for n, row in enumerate(csv.DictReader(f), start=2):
+                text = (row.get("term") or "").strip()
+                if text and not text.startswith("#"):
+                    risk = row.get("risk") or default_risk
+                    terms.append(Term(text, _parse_risk(risk, f"{p}:{n}")))
+            return terms
+        for n, line in enumerate(f, start=1):
+            line = line.rstrip("\r\n")
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            text, _, risk = line.partition("\t")
+            if text.strip():
+                terms.append(Term(text.strip(), _parse_risk(risk or default_risk, f"{p}:{n}")))
+    return terms
+
+
+class TermMatcher:
+    def __init__(self, terms: Iterable[Term], progress: Progress | None = None) -> None:
+        term_list = list(terms)
+        by_key: dict[str, list[Term]] = {}
+        for i, term in enumerate(term_list, start=1):
+            key = normalise_term(term.text)
+            if key:
+                by_key.setdefault(key, []).append(term)
+            if progress is not None and (i % _PROGRESS_EVERY == 0 or i == len(term_list)):
+                progress(i, len(term_list))
+        self._automaton = ahocorasick.Automaton()
+        for key, tagged in by_key.items():
+            self._automaton.add_word(key, (len(key), tuple(tagged)))
+        if by_key:
+            self._automaton.make_automaton()
+        self.size = len(by_key)
+        # Longest normalised term: how much text a stream must carry over between chunks.
+        self.max_len = max((len(k) for k in by_key), default=0)
+
+    @classmethod
+    def from_file(cls, path: str | Path, progress: Progress | None = None) -> TermMatcher:
+        return cls(load_terms(path), progress)
+
+    def find(self, text: str) -> list[Hit]:
+        return self._scan(text, prev="", final=True)[0]
+
+    def _scan(self, text: str, prev: str, final: bool) -> tuple[list[Hit], bool]:
+        """Hits in text; the flag says a hit at the very end awaits its right boundary.
+
+        prev is the original character before text (for the left word boundary).
+        """
+        hits: list[Hit] = []
+        deferred = False
+        if not self.size:
+            return hits, deferred
+        norm = normalise(text)
+        for end_idx, (length, tagged) in self._automaton.iter(norm.text):
+            start, end = norm.span(end_idx - length + 1, end_idx + 1)
+            key = norm.text[end_idx - length + 1 : end_idx + 1]
+            if _is_word_char(key[0]):
+                before = normalise_char(text[start - 1]) if start > 0 else normalise_char(prev)
+                if before and _is_word_char(before[-1]):
+                    continue
+            if _is_word_char(key[-1]):
+                if end >= len(text) and not final:
+                    deferred = True
+                    continue
+                after = normalise_char(text[end]) if end < len(text) else ""
+                if after and _is_word_char(after[0]):
+                    continue
+            hits.extend(Hit(t.text, t.risk, start, end, text[start:end]) for t in tagged)
+        return hits, deferred
+
+
+class StreamScanner:
+    """Scans streamed chunks; catches terms split across chunks and reports each hit once."""
+
+    def __init__(self, matcher: TermMatcher) -> None:
+        self._matcher = matcher
+        self._buf = ""  # carry-over plus the newest chunk, original text
+        self._base = 0  # stream offset of _buf[0]
+        self._prev = ""  # original character just before _buf
+        self._seen: set[tuple[int, int, str]] = set()
+
+    def feed(self, chunk: str) -> list[Hit]:
+        self._buf += chunk
+        return self._report(final=False)
+
+    def finish(self) -> list[Hit]:
+        """Call at end of stream: settles hits that waited for a right word boundary."""
+        hits = self._report(final=True)
+        self._buf = ""
+        return hits
+
+    def _report(self, final: bool) -> list[Hit]:
+        local, _ = self._matcher._scan(self._buf, self._prev, final)
+        fresh: list[Hit] = []
+        for h in local:
+            hit = Hit(h.term, h.risk, h.start + self._base, h.end + self._base, h.matched)
+            key = (hit.start, hit.end, hit.term)
+            if key not in self._seen:
+                self._seen.add(key)
+                fresh.append(hit)
+        self._trim()
+        return fresh
+
+    def _trim(self) -> None:
+        # Keep the last max_len normalised characters: any hit still to come that reaches
+        # back into old text starts within them. Deferred hits are shorter, so stay too.
+        norm = normalise(self._buf)
+        n = len(norm.text)
+        keep = max(0, n - self._matcher.max_len)
+        cut = norm.origin[keep] if keep < n else len(self._buf)
+        if cut > 0:
+            self._prev = self._buf[cut - 1]
+            self._buf = self._buf[cut:]
+            self._base += cut
+            # Hits found again can only start inside the carry; older keys can go.
+            self._seen = {k for k in self._seen if k[0] >= self._base}
