@@ -101,7 +101,7 @@ def create_app(settings: Settings) -> Starlette:
         housekeeping = Housekeeping(
             db,
             settings.ledger_retention_days,
-            {name: plan.retention_days for name, plan in settings.all_plans.items()},
+            lambda: {name: plan.retention_days for name, plan in admission.plans.items()},
         )
         housekeeping.start()  # hourly roll-ups and daily pruning, safe on every replica
         await overrides.start()  # plans and prices set through the admin API

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from .storage.database import Database
@@ -32,14 +32,18 @@ class Housekeeping:
         self,
         db: Database,
         retention_days: int,
-        plan_retention_days: dict[str, int],
+        # Or a function giving it when the prune runs: plans set through the API count too.
+        plan_retention_days: Mapping[str, int] | Callable[[], Mapping[str, int]],
         clock: Callable[[], datetime] = utc_now,
         delay: float = 30.0,  # seconds after each hour boundary
         prune_every: timedelta = timedelta(days=1),
     ) -> None:
         self._db = db
         self._retention_days = retention_days
-        self._plan_days = plan_retention_days
+        fixed = plan_retention_days
+        self._plan_days: Callable[[], Mapping[str, int]] = (
+            fixed if callable(fixed) else (lambda: fixed)
+        )
         self._clock = clock
         self._delay = delay
         self._prune_every = prune_every
@@ -69,7 +73,7 @@ class Housekeeping:
         if self._pruned_at is not None and now - self._pruned_at < self._prune_every:
             return
         try:
-            deleted = await prune(self._db, now, self._retention_days, self._plan_days)
+            deleted = await prune(self._db, now, self._retention_days, dict(self._plan_days()))
             self._pruned_at = now
             if deleted:
                 log.info("ledger pruned", extra={"entries": deleted})
