@@ -13,10 +13,14 @@ from starlette.requests import Request
 from .admin import orgs_of
 from .errors import InvalidRequest, NotFound
 from .routes import gateway_of, trace_of
+from .storage.keys import KeyRecord
 from .storage.orgs import Organisation
 
 
-async def org_of(request: Request, route: str, operator_only: bool = False) -> Organisation:
+async def caller_and_org(
+    request: Request, route: str, operator_only: bool = False
+) -> tuple[KeyRecord, Organisation]:
+    """The admin key calling, and the organisation ``{org}`` it may reach."""
     gateway = gateway_of(request)
     caller = await gateway.authenticate_admin(
         request.headers.get("authorization"), trace_of(request, route), not operator_only
@@ -24,7 +28,11 @@ async def org_of(request: Request, route: str, operator_only: bool = False) -> O
     org = await orgs_of(request).get(request.path_params["org"])
     if org is None or (caller.role != "admin" and caller.org_id != org.id):
         raise NotFound(f"No organisation '{request.path_params['org']}'.", param="org")
-    return org
+    return caller, org
+
+
+async def org_of(request: Request, route: str, operator_only: bool = False) -> Organisation:
+    return (await caller_and_org(request, route, operator_only))[1]
 
 
 def moment(request: Request, name: str) -> datetime | None:

@@ -33,16 +33,13 @@ class Grant(Body):
     note: Annotated[str, Field(max_length=200)] = ""
 
 
-_org = org_of  # admin_codes (and older callers) know it by this name
-
-
 def _since(request: Request) -> datetime:
     """``?since=`` (an ISO date or time, UTC unless it says); default: this month's start."""
     return moment(request, "since") or month_start()
 
 
 async def usage(request: Request) -> Response:
-    org = await _org(request, "/admin/v1/orgs/{org}/usage")
+    org = await org_of(request, "/admin/v1/orgs/{org}/usage")
     meter = gateway_of(request).meter
     since = _since(request)
     await meter.ledger.flush()
@@ -70,7 +67,7 @@ def entry_card(entry: LedgerEntry) -> dict[str, Any]:
 
 
 async def ledger(request: Request) -> Response:
-    org = await _org(request, "/admin/v1/orgs/{org}/ledger")
+    org = await org_of(request, "/admin/v1/orgs/{org}/ledger")
     meter = gateway_of(request).meter
     raw_limit = request.query_params.get("limit", "100")
     if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 10_000:
@@ -83,7 +80,7 @@ async def ledger(request: Request) -> Response:
 
 
 async def grant_credits(request: Request) -> Response:
-    org = await _org(request, "/admin/v1/orgs/{org}/credits", operator_only=True)
+    org = await org_of(request, "/admin/v1/orgs/{org}/credits", operator_only=True)
     body: Grant = parse(Grant, await read_json(request))
     amount = micro(body.amount)
     if amount == 0:
@@ -104,12 +101,8 @@ async def margin_report(request: Request) -> Response:
     gateway = gateway_of(request)
     trace = trace_of(request, "/admin/v1/reports/margin")
     await gateway.authenticate_admin(request.headers.get("authorization"), trace)
-    text = request.query_params.get("day")
-    try:
-        start = datetime.fromisoformat(text) if text else datetime.now(UTC)
-    except ValueError:
-        raise InvalidRequest("'day' must be a date, YYYY-MM-DD.", param="day") from None
-    start = start.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=UTC)
+    day = moment(request, "day") or datetime.now(UTC)
+    start = day.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=UTC)
     await gateway.meter.ledger.flush()
     per_model = await gateway.meter.ledger.by_model(start, start + timedelta(days=1))
     return JSON(margin(start.date().isoformat(), per_model))

@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from .accounts import account_of_org
 from .admin import _expiry, orgs_of
-from .admin_billing import _org
+from .admin_access import org_of
 from .errors import InvalidRequest
 from .pricing import credits, micro
 from .routes import JSON, gateway_of, read_json, trace_of
@@ -103,7 +103,7 @@ async def list_codes(request: Request) -> Response:
 
 
 async def redeem_code(request: Request) -> Response:
-    org = await _org(request, "/admin/v1/orgs/{org}/redeem")
+    org = await org_of(request, "/admin/v1/orgs/{org}/redeem")
     body: Redeem = parse(Redeem, await read_json(request))
     account = account_of_org(org.id)
     try:

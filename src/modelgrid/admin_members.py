@@ -14,9 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .admin import members_of, orgs_of
+from .admin import members_of
+from .admin_access import caller_and_org
 from .errors import InvalidRequest, NotFound, PermissionDenied
-from .routes import JSON, gateway_of, read_json, trace_of
+from .routes import JSON, gateway_of, read_json
 from .schemas import Body, parse
 from .storage.keys import KeyRecord
 from .storage.members import Member, MemberError, MemberRole
@@ -46,17 +47,6 @@ def member_card(member: Member) -> dict[str, Any]:
     }
 
 
-async def _org(request: Request, route: str) -> tuple[KeyRecord, Organisation]:
-    gateway = gateway_of(request)
-    caller = await gateway.authenticate_admin(
-        request.headers.get("authorization"), trace_of(request, route), True
-    )
-    org = await orgs_of(request).get(request.path_params["org"])
-    if org is None or (caller.role != "admin" and caller.org_id != org.id):
-        raise NotFound(f"No organisation '{request.path_params['org']}'.", param="org")
-    return caller, org
-
-
 def _may_touch_owners(caller: KeyRecord) -> bool:
     return caller.role == "admin" or caller.member_role == "owner"
 
@@ -74,13 +64,13 @@ async def _member(request: Request, org: Organisation) -> Member:
 
 
 async def list_members(request: Request) -> Response:
-    _, org = await _org(request, "/admin/v1/orgs/{org}/members")
+    _, org = await caller_and_org(request, "/admin/v1/orgs/{org}/members")
     found = await members_of(request).list(org.id)
     return JSON({"object": "list", "data": [member_card(m) for m in found]})
 
 
 async def add_member(request: Request) -> Response:
-    caller, org = await _org(request, "/admin/v1/orgs/{org}/members")
+    caller, org = await caller_and_org(request, "/admin/v1/orgs/{org}/members")
     body: AddMember = parse(AddMember, await read_json(request))
     _check(caller, body.role)
     role: MemberRole = body.role  # type: ignore[assignment]  # the pattern allows no other
@@ -92,7 +82,7 @@ async def add_member(request: Request) -> Response:
 
 
 async def change_member(request: Request) -> Response:
-    caller, org = await _org(request, "/admin/v1/orgs/{org}/members/{member}")
+    caller, org = await caller_and_org(request, "/admin/v1/orgs/{org}/members/{member}")
     body: ChangeMember = parse(ChangeMember, await read_json(request))
     member = await _member(request, org)
     _check(caller, member.role, body.role)
@@ -106,7 +96,7 @@ async def change_member(request: Request) -> Response:
 
 
 async def remove_member(request: Request) -> Response:
-    caller, org = await _org(request, "/admin/v1/orgs/{org}/members/{member}")
+    caller, org = await caller_and_org(request, "/admin/v1/orgs/{org}/members/{member}")
     member = await _member(request, org)
     _check(caller, member.role)
     try:

@@ -13,7 +13,7 @@ import click
 import orjson
 
 from .accounts import account_of_org
-from .cli_options import _settings, config_option, run_for_org
+from .cli_options import _settings, config_option, parse_when, run_for_org
 from .pricing import credits, micro
 from .settings import Settings
 from .storage.database import Database
@@ -35,13 +35,9 @@ def _run(config: str | None, org_name: str, action: Callable[..., Awaitable[T]])
 
 
 def _since(text: str | None) -> datetime:
-    if not text:
-        return datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise click.ClickException(f"--since {text!r}: use an ISO date, e.g. 2026-11-01") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    """``--since``; default: the start of this month."""
+    when = parse_when(text, "--since")
+    return when or datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
 @click.command()
@@ -110,11 +106,9 @@ def report_margin(config: str | None, day: str | None, as_json: bool) -> None:
     """A day's tokens, revenue (theoretical and actual), cost and margin, per model."""
     from .report import margin, render
 
-    try:
-        start = datetime.fromisoformat(day) if day else datetime.now(UTC)
-    except ValueError:
-        raise click.ClickException(f"--day {day!r}: use YYYY-MM-DD") from None
-    start = start.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=UTC)
+    start = (parse_when(day, "--day") or datetime.now(UTC)).replace(
+        hour=0, minute=0, second=0, microsecond=0, tzinfo=UTC
+    )
     settings = _settings(config)
 
     async def run() -> dict[str, Any]:

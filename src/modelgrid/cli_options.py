@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
@@ -13,6 +14,17 @@ from .storage.database import Database
 from .storage.orgs import Organisation, OrgStore
 
 T = TypeVar("T")
+
+
+def parse_when(text: str | None, option: str) -> datetime | None:
+    """An option's ISO 8601 date or time, UTC unless it says; None when not given."""
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.ClickException(f"{option} {text!r}: use an ISO date, e.g. 2026-11-01") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _settings(config: str | None, **overrides: Any) -> Settings:

@@ -3,7 +3,6 @@ usage as CSV or JSON, read from the database directly like ``modelgrid usage``."
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import cast
 
 import click
@@ -11,7 +10,7 @@ import orjson
 
 from .accounts import account_of_org
 from .cli_billing import _run, _since
-from .cli_options import config_option
+from .cli_options import config_option, parse_when
 from .settings import Settings
 from .statements import Statement, as_json, collect, month_bounds, render
 from .storage.ledger import Ledger
@@ -44,16 +43,6 @@ def statement(config: str | None, org_name: str, month: str, as_json_flag: bool)
         click.echo(render(found, org.name, org.plan))
 
 
-def _until(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise click.ClickException(f"--until {text!r}: use an ISO date, e.g. 2026-12-01") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
 @click.command(name="export")
 @config_option
 @click.option("--org", "org_name", required=True, help="The organisation.")
@@ -78,7 +67,7 @@ def export_command(
     output: str | None,
 ) -> None:
     """An organisation's usage as CSV (with a header row) or JSON (a list)."""
-    start, end = _since(since), _until(until)
+    start, end = _since(since), parse_when(until, "--until")
 
     async def action(ledger: Ledger, org: Organisation, settings: Settings) -> None:
         chunks = export(
