@@ -94,7 +94,7 @@ def outcome(status: int, raw: bytes) -> str | None:
     """None for the expected answer, otherwise a short description of what came instead."""
     try:
         body = json.loads(raw)
-        if status == 200 and body["choices"][0]["message"]["content"] == ANSWER:
+        if status == 200 and body["choices"][0]["message"]["content"].startswith(ANSWER):
             return None
         detail = str(body.get("error", {}).get("message", ""))[:90]
     except (ValueError, LookupError, TypeError, AttributeError):

@@ -1,0 +1,200 @@
+"""A crash journal in front of batched database writes (the ledger's and the audit log's).
+
+The request path only calls ``append``: one ``os.write`` of a line to this process's journal
+segment, opened with O_APPEND, and a list append. A background task hands what is pending to
+``commit`` (one transaction) every ``flush_interval`` seconds and then deletes the segments it
+came from.
+
+Durability: the journal is not fsynced. A line handed to ``os.write`` is in the kernel's page
+cache, so it survives the process being killed (kill -9, the OOM killer, a crash), which is the
+failure guarded against here; a power loss or kernel panic may lose the last few seconds. The next
+``start()`` in the same directory replays segments whose owner is gone (their ``flock`` is free)
+and deletes them once committed. ``commit`` must therefore ignore items already committed: a
+replayed segment may have been partly or wholly committed before its owner died.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import itertools
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+# Across Journal instances too, so two in one process never pick the same name.
+_segment_numbers = itertools.count()
+
+
+class Journal(Generic[T]):
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        encode: Callable[[T], bytes],  # one line, without a newline
+        decode: Callable[[bytes], T],  # raises ValueError, TypeError or KeyError on a bad line
+        commit: Callable[[list[T]], Awaitable[None]],
+        describe: Callable[[T], str],  # names an item in a log message, e.g. "request req-1"
+        log: logging.Logger,
+        name: str,  # prefixes log messages and names the flush task
+        flush_interval: float,
+        prefix: str = "journal",  # segments are <prefix>-<pid>-<n>-<random>.jsonl
+    ) -> None:
+        self._dir = Path(directory)
+        self._encode, self._decode, self._commit = encode, decode, commit
+        self._describe, self._log, self._name = describe, log, name
+        self._flush_interval = flush_interval
+        self._prefix = prefix
+        self._pending: list[T] = []
+        # Segments whose items are all pending or committed but which are not yet deleted;
+        # their fds stay open so the flock tells other processes they are not orphans.
+        self._uncommitted: dict[Path, int] = {}
+        self._segment: Path | None = None
+        self._fd = -1
+        self._written = 0  # lines in the current segment
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._failing = False
+        self._quiet_until = 0.0
+        self.replayed = 0
+
+    @property
+    def pending(self) -> int:
+        """Items appended but not yet committed."""
+        return len(self._pending)
+
+    def append(self, item: T) -> None:
+        if self._fd < 0:
+            raise RuntimeError(f"{self._name}: append() before start() or after close()")
+        try:
+            os.write(self._fd, self._encode(item) + b"\n")
+            self._written += 1
+        except OSError:
+            # A full disk must not fail the request: the item is still committed from memory
+            # unless the process also dies before the next flush.
+            self._log.exception("%s: could not journal %s", self._name, self._describe(item))
+        self._pending.append(item)
+
+    async def start(self) -> None:
+        """Recover what dead processes left in the journal, then begin journaling and flushing."""
+        self._dir.mkdir(parents=True, exist_ok=True)
+        for path in sorted(self._dir.glob(f"{self._prefix}-*.jsonl")):
+            self._adopt(path)
+        self._open_segment()
+        if self._pending or self._uncommitted:
+            await self.flush()  # a failure is logged; the task retries
+        self._task = asyncio.create_task(self._run(), name=f"{self._name}-flush")
+
+    async def flush(self) -> bool:
+        """Commit the pending items now; False (logged) when the database refused them, in
+        which case they stay pending and journaled, and the next flush retries."""
+        async with self._lock:
+            if self._fd < 0:
+                return not self._pending  # closed, or never started: nothing to swap or write
+            try:
+                if self._written:
+                    # Later appends go to a fresh segment, so the old one can be deleted as soon
+                    # as what it holds is committed.
+                    assert self._segment is not None
+                    old, old_fd = self._segment, self._fd
+                    self._open_segment()
+                    self._uncommitted[old] = old_fd
+                batch, done = self._pending[:], dict(self._uncommitted)
+                if batch:
+                    await self._commit(batch)
+            except Exception:
+                if not self._failing or time.monotonic() >= self._quiet_until:
+                    self._log.exception(
+                        "%s: %d entries not committed; retrying", self._name, len(self._pending)
+                    )
+                    self._quiet_until = time.monotonic() + 30  # one traceback per outage, not 20/s
+                self._failing = True
+                return False
+            del self._pending[: len(batch)]
+            for path, fd in done.items():
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()  # before close: the lock must outlive the file
+                os.close(fd)
+                del self._uncommitted[path]
+            if self._failing:
+                self._log.warning(
+                    "%s: committed %d entries after earlier failures", self._name, len(batch)
+                )
+                self._failing = False
+            return True
+
+    async def close(self) -> None:
+        """Stop flushing, commit what is pending, and remove the journal if all of it committed;
+        otherwise the segments stay for the next start() to replay."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._fd < 0:
+            return
+        committed = await self.flush()
+        while committed and self._pending:  # appended while that flush waited on the database
+            committed = await self.flush()
+        # No await from here on, so nothing is appended to a segment being removed.
+        if not self._written and self._segment is not None:
+            self._segment.unlink(missing_ok=True)
+        for fd in [self._fd, *self._uncommitted.values()]:
+            os.close(fd)
+        self._uncommitted.clear()
+        self._fd, self._segment = -1, None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._flush_interval)
+            if self._pending or self._uncommitted:
+                await self.flush()
+
+    def _open_segment(self) -> None:
+        name = f"{self._prefix}-{os.getpid()}-{next(_segment_numbers)}-{os.urandom(4).hex()}.jsonl"
+        # Created under a name start() does not look at, and locked before it gets its real one:
+        # another process must never see it unlocked and take it for an orphan.
+        hidden = self._dir / f".{name}"
+        fd = os.open(hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(hidden, self._dir / name)
+        except BaseException:
+            os.close(fd)
+            hidden.unlink(missing_ok=True)
+            raise
+        self._segment, self._fd, self._written = self._dir / name, fd, 0
+
+    def _adopt(self, path: Path) -> None:
+        """Take over a dead process's segment: its items become pending here, and it is
+        deleted once they are committed."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return  # committed and deleted by its owner meanwhile
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return  # a live process's
+        if os.fstat(fd).st_nlink == 0:
+            os.close(fd)  # its owner deleted it between our open and our lock
+            return
+        with open(fd, "rb", closefd=False) as file:
+            lines = file.read().split(b"\n")
+        # The last piece has no newline: empty, or a line cut short by the kill.
+        for number, line in enumerate(lines[:-1], 1):
+            try:
+                self._pending.append(self._decode(line))
+                self.replayed += 1
+            except (ValueError, TypeError, KeyError):
+                self._log.error(
+                    "%s: skipping unreadable line %d of %s", self._name, number, path.name
+                )
+        self._uncommitted[path] = fd
