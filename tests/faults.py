@@ -12,6 +12,8 @@ deployment's ``base_url`` of ``http://127.0.0.1:PORT/status-500/v1`` always answ
     slow          waits ``SLOW_SECONDS`` before answering
     cut           streams two chunks, then closes without finishing
     badjson       answers 200 with a body that is not JSON
+    reverse       answers the last message (or the prompt) reversed, streamed three characters a
+                  chunk: a prompt the review passes can make an answer it must catch
 """
 
 from __future__ import annotations
@@ -102,13 +104,18 @@ class FaultServer:
             _send(writer, 200, orjson.dumps({"object": "list", "data": data, "usage": usage_e}))
             return True
         usage = None if behaviour == "nousage" else USAGE
+        pieces = TEXT
+        if behaviour == "reverse":
+            asked = body["messages"][-1]["content"] if chat else body["prompt"]
+            answer = str(asked)[::-1]
+            pieces = [answer[i : i + 3] for i in range(0, len(answer), 3)]
         if not body.get("stream"):
-            _send(writer, 200, orjson.dumps(_completion(chat, usage)))
+            _send(writer, 200, orjson.dumps(_completion(chat, usage, "".join(pieces))))
             return True
         writer.write(
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
         )
-        for i, word in enumerate(TEXT):
+        for i, word in enumerate(pieces):
             if behaviour == "cut" and i == 2:
                 return False
             writer.write(b"data: " + orjson.dumps(_chunk(chat, word, None)) + b"\n\n")
@@ -123,8 +130,7 @@ class FaultServer:
         return False
 
 
-def _completion(chat: bool, usage: dict[str, int] | None) -> dict[str, Any]:
-    text = "".join(TEXT)
+def _completion(chat: bool, usage: dict[str, int] | None, text: str) -> dict[str, Any]:
     choice = (
         {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
         if chat

@@ -12,10 +12,22 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from . import admin, admin_billing, admin_codes, admin_members, admin_plans, routes, signup
+from . import (
+    admin,
+    admin_billing,
+    admin_codes,
+    admin_members,
+    admin_plans,
+    provenance_routes,
+    routes,
+    signup,
+)
 from .access_log import AccessLog
 from .admission import Admission
+from .audit.keys import AuditKeys
+from .audit.store import AuditLog
 from .catalogue import Catalogue
+from .compliance import Compliance
 from .counters import Counters, MemoryCounters, RedisCounters
 from .errors import APIError
 from .gateway import Gateway
@@ -28,6 +40,7 @@ from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, RequestMiddleware
 from .overrides import Overrides
 from .pricing import OffPeak, Price, micro
+from .review.reviewer import Reviewer
 from .settings import Settings, load_settings
 from .storage.codes import CodeStore
 from .storage.database import Database
@@ -36,6 +49,7 @@ from .storage.ledger import Ledger
 from .storage.members import MemberStore
 from .storage.orgs import OrgStore
 from .storage.overrides import OverrideStore
+from .watermark import Watermark, operator_key
 
 log = logging.getLogger("modelgrid.server")
 
@@ -63,7 +77,11 @@ def announce_admin_key(key: str) -> None:
 def create_app(settings: Settings) -> Starlette:
     db = Database(settings.resolved_database_url)
     keys = KeyStore(db, cache_seconds=settings.key_cache_seconds)
-    catalogue = Catalogue.from_settings(settings)
+    # The operator's secrets, made on first start in data_dir (mode 0600): the watermark's
+    # key, the audit log's signing key and its pseudonymising secret.
+    watermark = Watermark(operator_key(settings.data_dir, settings.watermark_key or None))
+    audit_keys = AuditKeys.load_or_create(settings.data_dir)
+    catalogue = Catalogue.from_settings(settings, watermark)
     metrics = Metrics()
     for entry in catalogue:
         metrics.watch_engine(entry.id, entry.router.stats)
@@ -85,7 +103,14 @@ def create_app(settings: Settings) -> Starlette:
         enabled=settings.metering,
         costs=catalogue.costs(),
     )
-    gateway = Gateway(keys, catalogue, metrics, admission, meter, Labels(settings.provider_code))
+    reviewer = Reviewer(settings.review)
+    audit = AuditLog(
+        db, settings.data_dir / "audit-journal", audit_keys, 1.0, settings.audit_origin
+    )
+    compliance = Compliance(reviewer, audit, audit_keys)
+    gateway = Gateway(
+        keys, catalogue, metrics, admission, meter, Labels(settings.provider_code), compliance
+    )
     overrides = Overrides(OverrideStore(db), admission, meter, settings)
     access_log = AccessLog(fmt=settings.log_format, enabled=settings.log_level in ("debug", "info"))
 
@@ -98,6 +123,10 @@ def create_app(settings: Settings) -> Starlette:
         await ledger.start()
         if ledger.replayed:
             log.warning("ledger recovered", extra={"entries": ledger.replayed})
+        await audit.start()
+        if audit.replayed:
+            log.warning("audit log recovered", extra={"records": audit.replayed})
+        await reviewer.start()  # the term lists, then reloaded whenever they change
         housekeeping = Housekeeping(
             db,
             settings.ledger_retention_days,
@@ -124,7 +153,9 @@ def create_app(settings: Settings) -> Starlette:
             await catalogue.close()
             await housekeeping.close()
             await overrides.close()
+            await reviewer.close()
             await ledger.close()
+            await audit.close()
             await limiter.close()
             await counters.close()
             await db.close()
@@ -136,6 +167,7 @@ def create_app(settings: Settings) -> Starlette:
         + admin_codes.routes
         + admin_members.routes
         + admin_plans.routes
+        + provenance_routes.routes
         + signup.routes,
         middleware=[
             Middleware(RequestMiddleware, metrics=metrics, access_log=access_log),
@@ -146,6 +178,7 @@ def create_app(settings: Settings) -> Starlette:
     )
     app.state.settings = settings
     app.state.gateway = gateway
+    app.state.audit = audit
     app.state.orgs = OrgStore(db)
     app.state.codes = CodeStore(db)
     app.state.members = MemberStore(db)

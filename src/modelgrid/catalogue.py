@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .balancing import DeploymentState
 from .engines.base import Engine
-from .errors import ModelNotFound
+from .errors import InvalidRequest, ModelNotFound
 from .pricing import Cost
 from .router import Deployment, Router, new_state
 from .settings import DeploymentSettings, LlamaCppSettings, ModelSettings, Settings
+from .watermark import Watermark
+
+if TYPE_CHECKING:  # loaded only where a model runs on it
+    from .engines.llama_cpp import LlamaCppEngine
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +47,12 @@ class Catalogue:
             entry.router.fallbacks = [self._entries[f].router for f in entry.settings.fallbacks]
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Catalogue:
+    def from_settings(cls, settings: Settings, watermark: Watermark | None = None) -> Catalogue:
+        """``watermark``: the operator's, for the embedded engines (which see the logits)."""
         entries = []
         for model_id, model in settings.models.items():
             deployments = [
-                _deployment(model_id, i, d, len(model.deployments))
+                _deployment(model_id, i, d, len(model.deployments), watermark)
                 for i, d in enumerate(model.deployments)
             ]
             entries.append(Entry(model_id, Router(model_id, model, deployments), model))
@@ -83,12 +88,32 @@ class Catalogue:
         for entry in self._entries.values():
             await entry.router.close()
 
+    def detector(self, model_id: str | None) -> LlamaCppEngine:
+        """An embedded engine of ``model_id`` (else the first model that has one), whose
+        tokenizer and watermark score a text."""
+        entries = [self.resolve(model_id)] if model_id else list(self._entries.values())
+        for entry in entries:
+            for deployment in entry.router.deployments:
+                if deployment.kind == "llama_cpp":
+                    return cast("LlamaCppEngine", deployment.engine)
+        raise InvalidRequest(
+            "No embedded model can score this: watermarks are in tokens that ModelGrid's "
+            "embedded engines generate.",
+            param="model",
+        )
+
 
 def _inflight(state: DeploymentState) -> Callable[[], int]:
     return lambda: state.inflight
 
 
-def _deployment(model_id: str, index: int, settings: DeploymentSettings, count: int) -> Deployment:
+def _deployment(
+    model_id: str,
+    index: int,
+    settings: DeploymentSettings,
+    count: int,
+    watermark: Watermark | None,
+) -> Deployment:
     name = settings.name or (model_id if count == 1 else f"{model_id}/{index}")
     state = new_state(
         name, settings.weight, settings.breaker_failures, settings.breaker_cooldown_seconds
@@ -96,7 +121,7 @@ def _deployment(model_id: str, index: int, settings: DeploymentSettings, count: 
     if isinstance(settings, LlamaCppSettings):
         from .engines.llama_cpp import LlamaCppEngine
 
-        engine: Engine = LlamaCppEngine(name, settings)
+        engine: Engine = LlamaCppEngine(name, settings, watermark)
         return Deployment(engine, state, "llama_cpp", settings.path or "(bundled SmolLM2)")
     from .engines.openai_http import OpenAIEngine
 

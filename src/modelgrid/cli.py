@@ -12,13 +12,18 @@ import click
 import httpx
 import orjson
 
-from .cli_options import _settings, config_option
+from .cli_options import (
+    _check,
+    _client,
+    _settings,
+    config_option,
+    key_option,
+    url_option,
+)
 from .pricing import micro
 from .settings import Settings
 from .storage.members import MemberStore, key_role
 from .storage.overrides import OverrideStore
-
-DEFAULT_URL = "http://127.0.0.1:8000"
 
 
 @click.group()
@@ -271,32 +276,6 @@ def orgs_list(config: str | None, as_json: bool) -> None:
         click.echo(f"{o.name:24}  {o.plan:12}  {o.keys}")
 
 
-url_option = click.option(
-    "--url", envvar="MODELGRID_URL", default=DEFAULT_URL, show_default=True, help="Server address."
-)
-key_option = click.option(
-    "--key",
-    envvar=["MODELGRID_API_KEY", "MODELGRID_ADMIN_KEY"],
-    help="API key (default: $MODELGRID_API_KEY, else $MODELGRID_ADMIN_KEY).",
-)
-
-
-def _client(url: str, key: str | None) -> httpx.Client:
-    if not key:
-        raise click.ClickException("no API key: pass --key or set MODELGRID_API_KEY")
-    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=None)
-
-
-def _check(response: httpx.Response) -> Any:
-    if response.status_code >= 400:
-        try:
-            message = response.json()["error"]["message"]
-        except Exception:
-            message = response.text
-        raise click.ClickException(f"{response.status_code}: {message}")
-    return response.json()
-
-
 @main.command()
 @url_option
 @key_option
@@ -377,3 +356,15 @@ from .cli_statements import export_command, statement  # noqa: E402
 
 main.add_command(statement)
 main.add_command(export_command)
+
+from .cli_watermark import watermark  # noqa: E402
+
+main.add_command(watermark)
+
+from .cli_audit import audit  # noqa: E402
+
+main.add_command(audit)
+
+from .cli_compliance import compliance  # noqa: E402
+
+main.add_command(compliance)

@@ -8,12 +8,15 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
+import httpx
 
 from .settings import Settings, SettingsError, load_settings
 from .storage.database import Database
 from .storage.orgs import Organisation, OrgStore
 
 T = TypeVar("T")
+
+DEFAULT_URL = "http://127.0.0.1:8000"
 
 
 def parse_when(text: str | None, option: str) -> datetime | None:
@@ -62,3 +65,30 @@ def run_for_org(
             await db.close()
 
     return asyncio.run(run())
+
+
+# Commands that talk to a running server.
+url_option = click.option(
+    "--url", envvar="MODELGRID_URL", default=DEFAULT_URL, show_default=True, help="Server address."
+)
+key_option = click.option(
+    "--key",
+    envvar=["MODELGRID_API_KEY", "MODELGRID_ADMIN_KEY"],
+    help="API key (default: $MODELGRID_API_KEY, else $MODELGRID_ADMIN_KEY).",
+)
+
+
+def _client(url: str, key: str | None) -> httpx.Client:
+    if not key:
+        raise click.ClickException("no API key: pass --key or set MODELGRID_API_KEY")
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=None)
+
+
+def _check(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        try:
+            message = response.json()["error"]["message"]
+        except Exception:
+            message = response.text
+        raise click.ClickException(f"{response.status_code}: {message}")
+    return response.json()

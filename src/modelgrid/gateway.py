@@ -1,47 +1,46 @@
 """The request's whole path, top to bottom.
 
     authenticate → resolve model → admit (plan: model access, rate and concurrency limits)
-      → prepare (count the prompt, check it fits) → admit tokens (tokens per minute)
-      → reserve (quotas and credits) → generate (queue, engine)
-      → respond (one body, or a stream) → account (trace, metrics)
-      → settle (when the response has ended: the reservation to the usage, a ledger entry)
+      → review the prompt (mask, flag or refuse) → prepare (count the prompt, check it fits)
+      → admit tokens (tokens per minute) → reserve (quotas and credits)
+      → generate (queue, engine; a refused prompt gets the plan's refusal instead)
+      → review the answer (as it streams, or whole) → label (explicit, implicit)
+      → respond (one body, or a stream) → settle (the reservation to the usage, a ledger
+        entry, before the response's last bytes) → account (metrics) → audit (the leaf,
+        flagged items to the review queue)
 
-Later steps (review, labelling, audit) slot in here in that order; each is a unit of its own,
-and this module only calls them.
+Each step is a unit of its own; this module only calls them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import orjson
 
 from .admission import Admission
+from .call import Call, meter, usage_of
 from .catalogue import Catalogue, Entry
-from .errors import (
-    APIError,
-    AuthenticationFailed,
-    InsufficientQuota,
-    PermissionDenied,
-    ServerError,
-)
+from .compliance import Compliance, Screening
+from .errors import AuthenticationFailed, InsufficientQuota, PermissionDenied
 from .keys import parse_bearer
-from .labels import ExplicitLabel, Labels
+from .labels import Labels
 from .metering import Meter
 from .metrics import Metrics
-from .openai_format import ChatFormat, Choice, ResponseFormatter, TextFormat
+from .openai_format import ChatFormat, Choice, TextFormat
+from .plan_settings import PlanSettings
+from .review.config import ReviewSettings
+from .review.reviewer import Reviewer
+from .review.verdict import Action
 from .sampling import chat_requests, text_requests
 from .schemas import ChatCompletionRequest, CompletionRequest, EmbeddingsBody
 from .storage.keys import KeyRecord, KeyStore
+from .streaming import stream
 from .trace import Trace
-from .types import EmbeddingRequest, Piece, Prepared, Tenant, Usage
-
-log = logging.getLogger("modelgrid.gateway")
+from .types import EmbeddingRequest, GenerationRequest, Piece, Prepared
 
 Result = dict[str, Any] | AsyncGenerator[bytes, None]
 # Prepares a request on a model: counts it, admits its tokens, reserves its most.
@@ -57,6 +56,7 @@ class Gateway:
         admission: Admission,
         meter: Meter,
         labels: Labels | None = None,
+        compliance: Compliance | None = None,
     ) -> None:
         self.keys = keys
         self.catalogue = catalogue
@@ -64,6 +64,7 @@ class Gateway:
         self.admission = admission
         self.meter = meter
         self.labels = labels or Labels()
+        self.compliance = compliance or Compliance(Reviewer(ReviewSettings(enabled=False)))
 
     async def authenticate(self, authorization: str | None, trace: Trace) -> KeyRecord:
         key = parse_bearer(authorization)
@@ -93,10 +94,24 @@ class Gateway:
     async def chat(self, caller: KeyRecord, body: ChatCompletionRequest, trace: Trace) -> Result:
         entry = self._resolve(body.model, trace, body.user, body.stream)
         await self.admission.admit(caller, entry, trace)
+        screening = self._screening(caller, entry)
+        if screening.policies.input is not None:
+            texts = [m.text() for m in body.messages]
+            messages = [
+                {"role": m.role, "content": t} for m, t in zip(body.messages, texts, strict=True)
+            ]
+            reviewed = await self.compliance.review_prompt(screening, texts, messages)
+            if reviewed != texts:  # masked: the model sees the redacted prompt
+                masked = [
+                    m.model_copy(update={"content": t})
+                    for m, t in zip(body.messages, reviewed, strict=True)
+                ]
+                body = body.model_copy(update={"messages": masked})
         entry, prepared = await self._degrading(caller, entry, trace, self._chat_prepared(body))
         content_id = f"chatcmpl-{trace.uid}"
         json_output = body.response_format is not None and body.response_format.type != "text"
-        call = _Call(
+        call = Call(
+            content_id,
             entry,
             ChatFormat(content_id, entry.id, body.logprobs),
             [("", p) for p in prepared],
@@ -104,6 +119,8 @@ class Gateway:
             self.admission.tenant_of(caller),
             trace,
             bool(body.stream_options and body.stream_options.include_usage),
+            screening,
+            prepared[0].request.messages or [],
             per_prompt=len(prepared),  # one prompt, however many choices
             label=self.labels.explicit(self.admission.plan_of(caller), json_output),
             aigc=self._implicit_label(content_id, trace),
@@ -112,7 +129,7 @@ class Gateway:
 
     def _chat_prepared(self, body: ChatCompletionRequest) -> _Prepare:
         async def prepare(caller: KeyRecord, entry: Entry, trace: Trace) -> list[Prepared]:
-            requests = self.admission.capped(caller, chat_requests(body, entry.settings))
+            requests = self._marked(caller, chat_requests(body, entry.settings))
             prepared = [await entry.engine.prepare(r) for r in requests]
             trace.tokens_in = prepared[0].prompt_tokens  # one prompt, however many choices
             await self.admission.admit_tokens(caller, prepared, trace)
@@ -143,12 +160,15 @@ class Gateway:
     async def complete(self, caller: KeyRecord, body: CompletionRequest, trace: Trace) -> Result:
         entry = self._resolve(body.model, trace, body.user, body.stream)
         await self.admission.admit(caller, entry, trace)
+        screening = self._screening(caller, entry)
+        if screening.policies.input is not None:
+            body = await self._review_prompts(body, screening)
         prefixes: list[str] = []
 
         async def prepare(caller: KeyRecord, entry: Entry, trace: Trace) -> list[Prepared]:
             pairs = text_requests(body, entry.settings)
             prefixes[:] = [prefix for prefix, _ in pairs]
-            capped = self.admission.capped(caller, [r for _, r in pairs])
+            capped = self._marked(caller, [r for _, r in pairs])
             prepared = [await entry.engine.prepare(r) for r in capped]
             trace.tokens_in = sum(p.prompt_tokens for p in prepared[:: body.n])  # once per prompt
             await self.admission.admit_tokens(caller, prepared, trace)
@@ -157,7 +177,8 @@ class Gateway:
 
         entry, prepared = await self._degrading(caller, entry, trace, prepare)
         content_id = f"cmpl-{trace.uid}"
-        call = _Call(
+        call = Call(
+            content_id,
             entry,
             TextFormat(content_id, entry.id, body.logprobs is not None),
             list(zip(prefixes, prepared, strict=True)),
@@ -165,11 +186,26 @@ class Gateway:
             self.admission.tenant_of(caller),
             trace,
             bool(body.stream_options and body.stream_options.include_usage),
+            screening,
+            body.prompt if isinstance(body.prompt, str) else orjson.dumps(body.prompt).decode(),
             per_prompt=body.n,
             label=self.labels.explicit(self.admission.plan_of(caller), False),
             aigc=self._implicit_label(content_id, trace),
         )
         return await self._respond(call)
+
+    async def _review_prompts(
+        self, body: CompletionRequest, screening: Screening
+    ) -> CompletionRequest:
+        """A completion's text prompts reviewed (token ids pass: there is no text to read)."""
+        prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
+        texts = [p for p in prompts if isinstance(p, str)]
+        messages = [{"role": "user", "content": t} for t in texts]
+        reviewed = await self.compliance.review_prompt(screening, texts, messages)
+        if reviewed == texts:
+            return body
+        masked: str | list[str] = reviewed[0] if isinstance(body.prompt, str) else reviewed
+        return body.model_copy(update={"prompt": masked})
 
     async def embed(self, caller: KeyRecord, body: EmbeddingsBody, trace: Trace) -> dict[str, Any]:
         entry = self._resolve(body.model, trace, body.user, False)
@@ -179,9 +215,31 @@ class Gateway:
         await self._reserve(caller, entry, 0, trace)
         result = await entry.router.embed(request)
         trace.tokens_in, trace.deployment = result.prompt_tokens, result.deployment or None
-        self._account_tokens(entry.id, trace)
+        self.metrics.observe_generation(entry.id, trace)
         usage = {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens}
         return {"object": "list", "data": result.data, "model": entry.id, "usage": usage}
+
+    def _marked(
+        self, caller: KeyRecord, requests: list[GenerationRequest]
+    ) -> list[GenerationRequest]:
+        """The requests held to the plan's max_tokens, and watermarked where the plan says
+        (engines that cannot see the logits, upstream ones, leave the flag be). The operator's
+        own keys, on no plan, get no watermark, as they get no text label: their output is
+        not served to the public."""
+        capped = self.admission.capped(caller, requests)
+        plan = self.admission.plan_of(caller)
+        if plan is None or not plan.watermark:
+            return capped
+        return [replace(r, watermark=True) for r in capped]
+
+    def _plan(self, caller: KeyRecord) -> PlanSettings:
+        """The caller's plan; the operator's own keys, on none, are reviewed as the default
+        plan is (never limited by it)."""
+        return self.admission.plan_of(caller) or self.admission.plans[self.admission.default_plan]
+
+    def _screening(self, caller: KeyRecord, entry: Entry) -> Screening:
+        """The review that applies: the caller's plan's policy with the model's."""
+        return self.compliance.screening(self._plan(caller), entry.settings)
 
     def _implicit_label(self, content_id: str, trace: Trace) -> dict[str, str]:
         metadata = self.labels.metadata(content_id)
@@ -196,7 +254,7 @@ class Gateway:
         trace.model, trace.user, trace.stream = model, user, stream
         return self.catalogue.resolve(model)
 
-    async def _respond(self, call: _Call) -> Result:
+    async def _respond(self, call: Call) -> Result:
         if call.trace.stream:
             # Wait for the first piece before answering: until then a failure is still a
             # proper HTTP error (400, 503, 502), and a retry elsewhere is invisible.
@@ -206,137 +264,66 @@ class Gateway:
             except BaseException:
                 await pieces.aclose()
                 raise
-            return self._stream(call, first, pieces)
+            return stream(call, first, pieces, self._more(call), self.compliance, self._ended)
         choices = [await self._collect(call, index) for index in range(len(call.choices))]
-        self._account(call)
-        if call.label is not None:
-            label = call.label
-            choices = [replace(c, text=label.apply(c.text)) for c in choices]
-        response = call.fmt.response(choices, _usage(call.trace))
+        if (label := call.label) is not None:  # refusals are ours, not generated content
+            choices = [
+                c if c.finish_reason == "content_filter" else replace(c, text=label.apply(c.text))
+                for c in choices
+            ]
+        call.served = [c.text for c in choices]
+        self._ended(call)
+        response = call.fmt.response(choices, usage_of(call.trace))
         if call.aigc is not None:
             response["AIGC"] = call.aigc
         return response
 
-    async def _generate(self, call: _Call, index: int) -> AsyncGenerator[Piece, None]:
+    def _more(self, call: Call) -> Callable[[int], AsyncGenerator[Piece, None]]:
+        return lambda index: self._generate(call, index)
+
+    async def _generate(self, call: Call, index: int) -> AsyncGenerator[Piece, None]:
         """One choice's pieces, metered as they come; the engine stops if we stop early."""
+        if call.screening.refused:
+            call.trace.outcome = "content_filter"
+            yield call.refusal()
+            return
         prepared = call.choices[index][1]
         counted = 0
         async with aclosing(call.entry.engine.generate(prepared, call.tenant)) as pieces:
             async for piece in pieces:
-                counted = _meter(call, index, piece, counted)
+                counted = meter(call, index, piece, counted)
                 yield piece
 
-    async def _collect(self, call: _Call, index: int) -> Choice:
+    async def _collect(self, call: Call, index: int) -> Choice:
         prefix, prepared = call.choices[index]
+        if call.screening.refused:
+            call.trace.outcome = "content_filter"
+            refusal = call.refusal()
+            return Choice(index, prefix + refusal.text, "content_filter", [])
         piece = await call.entry.engine.complete(prepared, call.tenant)
-        _meter(call, index, piece, 0)
-        return Choice(index, prefix + piece.text, piece.finish_reason, piece.logprobs)
+        meter(call, index, piece, 0)
+        text, finish = piece.text, piece.finish_reason
+        if call.screening.policies.output is not None:
+            screened = self.compliance.review_answer(call.screening, text)
+            if screened.verdict.action is Action.REFUSE:
+                call.trace.outcome = "content_filter"
+                text, finish = call.screening.refusal_text, "content_filter"
+            else:
+                text = screened.text
+        return Choice(index, prefix + text, finish, piece.logprobs)
 
-    async def _stream(
-        self, call: _Call, first: Piece, rest: AsyncGenerator[Piece, None]
-    ) -> AsyncGenerator[bytes, None]:
-        fmt, trace, label = call.fmt, call.trace, call.label
-        tagged = call.aigc is None
-
-        def sse(payload: dict[str, Any]) -> bytes:
-            nonlocal tagged
-            if not tagged:  # the implicit label rides on the stream's first chunk
-                payload["AIGC"], tagged = call.aigc, True
-            return _sse(payload)
-
-        try:
-            for index, (prefix, _) in enumerate(call.choices):
-                if (opening := fmt.start(index, prefix)) is not None:
-                    yield sse(opening)
-                if label is not None and label.opening is not None:
-                    yield sse(fmt.delta(index, label.opening, []))
-                source = _resumed(first, rest) if index == 0 else self._generate(call, index)
-                async with aclosing(source) as pieces:
-                    async for piece in pieces:
-                        if piece.text or piece.logprobs:
-                            yield sse(fmt.delta(index, piece.text, piece.logprobs))
-                        if piece.finish_reason is not None:
-                            if label is not None and label.closing is not None:
-                                yield sse(fmt.delta(index, label.closing, []))
-                            yield sse(fmt.finish(index, piece.finish_reason))
-            # Settled before the stream's end reaches the client: a stream it saw end has its
-            # ledger entry, whatever happens to this process next.
-            await trace.settle()
-            if call.include_usage:
-                yield _sse(fmt.usage(_usage(trace)))
-            yield b"data: [DONE]\n\n"
-        except (GeneratorExit, asyncio.CancelledError):
-            trace.outcome = "cancelled"
-            raise
-        except APIError as exc:
-            trace.outcome = exc.code or exc.type
-            yield _sse(exc.body())
-        except Exception:
-            # Headers are sent: the client learns of the failure from an error event, the log
-            # from the traceback.
-            log.exception("generation failed mid-stream", extra={"request_id": trace.request_id})
-            trace.outcome = "error"
-            failure = ServerError(f"The server failed mid-stream (request {trace.request_id}).")
-            yield _sse(failure.body())
-        finally:
-            await rest.aclose()  # a no-op once consumed; frees the engine otherwise
-            self._account(call)
-
-    def _account(self, call: _Call) -> None:
-        self._account_tokens(call.entry.id, call.trace)
-
-    def _account_tokens(self, model: str, trace: Trace) -> None:
-        self.metrics.observe_generation(model, trace)
-
-
-@dataclass(frozen=True, slots=True)
-class _Call:
-    """One API call on its way through: the model, the response shape, and its choices."""
-
-    entry: Entry
-    fmt: ResponseFormatter
-    choices: list[tuple[str, Prepared]]  # (echoed prefix, prepared generation) per choice
-    caller: KeyRecord
-    tenant: Tenant
-    trace: Trace
-    include_usage: bool
-    per_prompt: int = 1  # choices per prompt: the first of each group is billed for the prompt
-    label: ExplicitLabel | None = None  # the plan's text label, if this output carries one
-    aigc: dict[str, str] | None = None  # the implicit label: GB 45438 Appendix E's metadata
-
-    def counts_prompt(self, index: int) -> bool:
-        return index % self.per_prompt == 0
-
-
-def _meter(call: _Call, index: int, piece: Piece, counted: int) -> int:
-    """Count a piece's tokens into the trace; return the choice's running count."""
-    trace = call.trace
-    counted += piece.tokens
-    trace.tokens_out += piece.tokens
-    if piece.first_token_at is not None and trace.first_token_at is None:
-        trace.first_token_at = piece.first_token_at
-    elif piece.tokens:
-        trace.mark_first_token()
-    if piece.usage is not None:  # the engine's exact figures replace our count
-        trace.tokens_out += piece.usage.completion_tokens - counted
-        if call.counts_prompt(index):
-            trace.tokens_in += piece.usage.prompt_tokens - call.choices[index][1].prompt_tokens
-            trace.tokens_cached += piece.usage.cached_tokens
-    if piece.deployment:
-        trace.deployment = piece.deployment
-    return counted
-
-
-async def _resumed(first: Piece, rest: AsyncGenerator[Piece, None]) -> AsyncGenerator[Piece, None]:
-    """The pieces of a generation whose first piece was already taken."""
-    yield first
-    async with aclosing(rest):
-        async for piece in rest:
-            yield piece
-
-
-def _usage(trace: Trace) -> Usage:
-    return Usage(trace.tokens_in, trace.tokens_out, trace.tokens_cached)
+    def _ended(self, call: Call) -> None:
+        """The response is over, however it ended: metrics, and its compliance records."""
+        self.metrics.observe_generation(call.entry.id, call.trace)
+        self.compliance.record(
+            call.content_id,
+            call.caller,
+            call.entry.id,
+            call.prompt,
+            call.served,
+            call.screening,
+            call.aigc,
+        )
 
 
 def _estimate(entry: Entry, inputs: str | list[str] | list[int] | list[list[int]]) -> int:
@@ -348,10 +335,6 @@ def _estimate(entry: Entry, inputs: str | list[str] | list[int] | list[list[int]
         entry.engine.count_tokens(x) if isinstance(x, str) else len(x) if isinstance(x, list) else 1
         for x in inputs
     )
-
-
-def _sse(payload: dict[str, Any]) -> bytes:
-    return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
 def _masked(key: str) -> str:

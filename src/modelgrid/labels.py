@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:  # settings validates labels with label_problem, below
-    from .settings import PlanSettings
+    from .plan_settings import PlanSettings
 
 AI_ELEMENTS = ("人工智能", "ai")
 GENERATION_ELEMENTS = ("生成", "合成", "generated", "synthesi")

@@ -16,10 +16,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .labels import label_problem
+from .plan_settings import BUILTIN_PLANS as BUILTIN_PLANS
+from .plan_settings import SIX_MONTHS_DAYS
+from .plan_settings import PlanSettings as PlanSettings
+from .review.config import ReviewSettings
 
 ENV_PREFIX = "MODELGRID_"
-SIX_MONTHS_DAYS = 183
 DEFAULT_MODEL_ID = "smollm2-135m-instruct"
 
 
@@ -112,6 +114,9 @@ class ModelSettings(BaseModel):
     retry_backoff_seconds: float = Field(0.05, ge=0)  # doubles per retry, with full jitter
     fallbacks: list[str] = Field(default_factory=list)  # other model ids, tried in order
     prices: PriceSettings = Field(default_factory=PriceSettings)  # free unless set
+    # A safety-review policy of the model's own, applied with the plan's (the stricter rule
+    # of the two wins); empty: the plan's alone.
+    review_policy: str = ""
     deployments: list[DeploymentSettings] = Field(min_length=1)
 
     @model_validator(mode="before")
@@ -129,98 +134,6 @@ class ModelSettings(BaseModel):
                 {"engine": "llama_cpp", **d} if isinstance(d, dict) else d for d in deployments
             ]
         return data
-
-
-class PlanSettings(BaseModel):
-    """What an organisation's keys may do. More limits and quotas join as they are enforced."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    models: list[str] = Field(default_factory=lambda: ["*"])  # model ids; "*": every model
-    requests_per_minute: int = Field(0, ge=0)  # per organisation (or lone key); 0: no limit
-    max_concurrency: int = Field(0, ge=0)  # requests in flight at once, likewise; 0: no limit
-    # Tokens per minute, likewise, counted at admission as OpenAI does: the prompt plus the
-    # most the completion may take (max_tokens, or what the context leaves); 0: no limit.
-    tokens_per_minute: int = Field(0, ge=0)
-    # Queue priority on the embedded engines: waiting requests of a higher one go first.
-    priority: int = Field(0, ge=0, le=100)
-    # The explicit label on generated text (GB 45438-2025): its wording (an AI element and a
-    # generation element) and where it goes. "none" only where the plan's agreement moves the
-    # labelling duty to the user (label_duty = "user"), and then logs are kept six months.
-    label_text: str = "本内容由人工智能生成"
-    label_position: Literal["start", "end", "none"] = "end"
-    label_duty: Literal["operator", "user"] = "operator"
-    # Quotas per organisation (or lone key), per UTC day and calendar month: prompt and
-    # completion tokens together; 0: no quota.
-    daily_tokens: int = Field(0, ge=0)
-    monthly_tokens: int = Field(0, ge=0)
-    quota_models: list[str] = Field(default_factory=lambda: ["*"])  # the models quotas cover
-    # A model id: a request the token quotas refuse goes to it instead (and says so in the
-    # header x-modelgrid-degraded), typically a small model that quota_models leaves out.
-    degrade_to: str = ""
-    # Requests are charged to the organisation's credits at the models' prices times the
-    # multiplier, and refused once the credits cannot cover what a request may cost.
-    billed: bool = False
-    price_multiplier: float = Field(1.0, ge=0)
-    monthly_credits: float = Field(0.0, ge=0)  # the most charged per month; 0: no budget
-    # The most tokens a completion may take on this plan (also what a reservation assumes when
-    # the caller sets no max_tokens); 0: what the model's context leaves.
-    max_tokens: int = Field(0, ge=0)
-    # Days the raw ledger entries of this plan's requests and organisations are kept (for
-    # compliance); the longer of this and ledger_retention_days wins. 0: the global setting.
-    retention_days: int = Field(0, ge=0)
-
-    def allows(self, model_id: str) -> bool:
-        return "*" in self.models or model_id in self.models
-
-    @model_validator(mode="after")
-    def _label_policy(self) -> PlanSettings:
-        if self.label_position == "none":
-            if self.label_duty != "user":
-                raise ValueError(
-                    "label_position none needs label_duty user: only an agreement that moves "
-                    "the labelling duty to the user allows unlabelled output"
-                )
-        elif (problem := label_problem(self.label_text)) is not None:
-            raise ValueError(f"label_text: {problem}")
-        return self
-
-    def quota_covers(self, model_id: str) -> bool:
-        return "*" in self.quota_models or model_id in self.quota_models
-
-    @property
-    def counts(self) -> bool:
-        """Whether it keeps counters that several processes would each keep on their own."""
-        return bool(
-            self.requests_per_minute
-            or self.max_concurrency
-            or self.tokens_per_minute
-            or self.daily_tokens
-            or self.monthly_tokens
-            or self.billed
-        )
-
-
-# The built-in plans; an operator's [plans.<name>] table of the same name replaces one.
-# The free tier's rate is OpenRouter's for its free models.
-BUILTIN_PLANS = {
-    "free": PlanSettings(
-        requests_per_minute=20,
-        max_concurrency=2,
-        tokens_per_minute=40_000,
-        daily_tokens=200_000,
-        monthly_tokens=2_000_000,
-        max_tokens=4096,
-    ),
-    "pro": PlanSettings(
-        requests_per_minute=600,
-        max_concurrency=32,
-        tokens_per_minute=2_000_000,
-        priority=1,
-        billed=True,
-    ),
-    "enterprise": PlanSettings(priority=2, billed=True),
-}
 
 
 class Settings(BaseModel):
@@ -259,6 +172,12 @@ class Settings(BaseModel):
     models: dict[str, ModelSettings] = Field(
         default_factory=lambda: {DEFAULT_MODEL_ID: ModelSettings.model_validate({})}
     )
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
+    # The watermark's secret key, 64 hex digits; empty: one made on first start in data_dir
+    # (watermark.key). Every replica must use the same key.
+    watermark_key: str = Field("", pattern=r"^$|^[0-9a-fA-F]{64}$")
+    # The audit log's name in its signed checkpoints (a host name and path, say).
+    audit_origin: str = "modelgrid/audit"
 
     @property
     def all_plans(self) -> dict[str, PlanSettings]:
@@ -302,6 +221,16 @@ class Settings(BaseModel):
                     f"plans.{name}: unlabelled output needs its logs kept at least six months: "
                     f"set retention_days = {SIX_MONTHS_DAYS} or more"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _review_policies_exist(self) -> Settings:
+        known = self.review.all_policies
+        named = [(f"plans.{n}", p.review_policy) for n, p in self.all_plans.items()]
+        named += [(f"models.{n}", m.review_policy) for n, m in self.models.items()]
+        for where, policy in named:
+            if policy and policy not in known:
+                raise ValueError(f"{where}.review_policy: no review policy {policy!r}")
         return self
 
     @model_validator(mode="after")

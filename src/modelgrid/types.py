@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-FinishReason = Literal["stop", "length", "cancelled"]
+FinishReason = Literal["stop", "length", "cancelled", "content_filter"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +122,9 @@ class GenerationRequest:
     messages: list[dict[str, str]] | None = None
     prompt: str | list[int] | None = None
     stream: bool = False  # the caller reads as it comes; upstreams are asked to stream then
+    # The operator's green-list watermark in the tokens (embedded engines only: it needs the
+    # logits). The plan decides, not the caller.
+    watermark: bool = False
 
 
 @dataclass(frozen=True, slots=True)

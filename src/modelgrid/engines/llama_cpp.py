@@ -5,12 +5,17 @@ releases the GIL while it computes, so the event loop keeps serving (``/healthz`
 requests) during generation. Tokens cross from the worker thread to the loop one by one; a
 request that goes away sets a flag the worker checks before each token, so it stops within one
 token and its slot returns to the queue.
+
+Given the operator's ``Watermark``, a request with ``watermark`` set is generated through its
+logits processor (see ``modelgrid.watermark``), and ``detect_watermark`` scores a text.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
+import io
 import json
 import random
 import threading
@@ -21,15 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from llama_cpp import Llama, llama_chat_format, llama_cpp, llama_grammar
+from llama_cpp import Llama, LogitsProcessorList, llama_chat_format, llama_cpp, llama_grammar
 from llama_cpp.llama_grammar import LlamaGrammar
 
 from ..decoding import Utf8Stream, token_logprob
-from ..errors import ContextLengthExceeded, InvalidRequest
+from ..errors import ContextLengthExceeded, InvalidRequest, ServerError
 from ..scheduler import FairQueue
 from ..settings import LlamaCppSettings
 from ..stops import StopMatcher
 from ..types import FinishReason, GenerationRequest, Piece, Prepared, Sampling, Tenant
+from ..watermark import GreenList, Watermark
 from .base import Engine, EngineStats
 
 _DONE = object()
@@ -46,6 +52,20 @@ def default_model_path() -> Path:
     return files[0]
 
 
+def load_vocabulary(path: Path | None = None) -> Llama:
+    """A GGUF file's tokenizer alone, without the weights: what detecting a watermark needs."""
+    # A vocabulary-only model still makes a context, and llama.cpp warns (whatever `verbose`
+    # says) that it exceeds the training length, which such a model reports as 0.
+    with contextlib.redirect_stderr(io.StringIO()):
+        return Llama(str(path or default_model_path()), vocab_only=True, verbose=False)
+
+
+def detection_tokens(model: Llama, text: str) -> list[int]:
+    """``text``'s token ids as the watermark detector scores them: no BOS, and special tokens'
+    spellings read as plain text, since the text is the generation's alone."""
+    return list(model.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+
 @dataclass(frozen=True, slots=True)
 class _Job:
     tokens: list[int]
@@ -53,10 +73,13 @@ class _Job:
     sampling: Sampling
     grammar: LlamaGrammar | None
     defaults: LlamaCppSettings
+    logits_processor: LogitsProcessorList | None = None
 
 
 class LlamaCppEngine(Engine):
-    def __init__(self, name: str, settings: LlamaCppSettings) -> None:
+    def __init__(
+        self, name: str, settings: LlamaCppSettings, watermark: Watermark | None = None
+    ) -> None:
         self.name = name
         self.context_length = settings.n_ctx
         self._settings = settings
@@ -66,6 +89,9 @@ class LlamaCppEngine(Engine):
         self._queue: FairQueue[Llama] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._formatter: llama_chat_format.Jinja2ChatFormatter | None = None
+        self._watermark = watermark
+        self._green: GreenList | None = None
+        self._watermarking: LogitsProcessorList | None = None
 
     async def start(self) -> None:
         s = self._settings
@@ -83,6 +109,12 @@ class LlamaCppEngine(Engine):
         self._queue = FairQueue(list(self._models), max_waiting=s.queue_size)
         self._executor = ThreadPoolExecutor(s.slots, thread_name_prefix=f"llama-{self.name}")
         self._formatter = _chat_formatter(self._models[0])
+        if self._watermark is not None:
+            # Tens of milliseconds, once; the processor holds no state, so slots share it.
+            self._green = await asyncio.to_thread(
+                self._watermark.green_list, self._models[0].n_vocab()
+            )
+            self._watermarking = LogitsProcessorList([self._watermark.processor(self._green)])
 
     async def close(self) -> None:
         if self._executor is not None:
@@ -99,6 +131,17 @@ class LlamaCppEngine(Engine):
 
     def count_tokens(self, text: str) -> int:
         return len(self._models[0].tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def tokenize_for_detection(self, text: str) -> list[int]:
+        return detection_tokens(self._models[0], text)
+
+    def detect_watermark(self, text: str) -> dict[str, Any]:
+        """Whether the operator's watermark is in ``text``: ``z_score``, ``p_value``,
+        ``tokens_scored``, ``green_tokens``, ``watermarked`` and ``threshold``."""
+        if self._watermark is None or self._green is None:
+            raise ServerError(f"The deployment '{self.name}' has no watermark key.")
+        tokens = self.tokenize_for_detection(text)
+        return self._watermark.detect(self._green, tokens).as_dict()
 
     async def prepare(self, request: GenerationRequest) -> Prepared:
         # Long prompts take milliseconds to tokenise: keep those off the event loop.
@@ -129,7 +172,17 @@ class LlamaCppEngine(Engine):
         if not tokens:
             raise InvalidRequest("The prompt is empty.", param="prompt")
         max_tokens = _check_context(len(tokens), request.sampling.max_tokens, self.context_length)
-        job = _Job(tokens, max_tokens, request.sampling, _grammar(request.sampling), self._settings)
+        if request.watermark and self._watermarking is None:
+            # Never answer unmarked when the mark was asked for: the plan may require it.
+            raise ServerError(f"The deployment '{self.name}' has no watermark key.")
+        job = _Job(
+            tokens,
+            max_tokens,
+            request.sampling,
+            _grammar(request.sampling),
+            self._settings,
+            self._watermarking if request.watermark else None,
+        )
         return Prepared(request, prompt_tokens=len(tokens), max_tokens=max_tokens, payload=job)
 
     async def generate(self, prepared: Prepared, tenant: Tenant) -> AsyncGenerator[Piece, None]:
@@ -250,6 +303,7 @@ def _run(model: Llama, job: _Job, cancel: threading.Event, emit: Callable[[objec
         presence_penalty=s.presence_penalty,
         frequency_penalty=s.frequency_penalty,
         grammar=job.grammar,
+        logits_processor=job.logits_processor,
     )
     try:
         for token in tokens:

@@ -118,3 +118,26 @@ def normalise(text: str) -> Normalised:
 
 def normalise_term(term: str) -> str:
     return normalise(term).text
+
+
+def fold(text: str) -> str:
+    """``normalise(text).text`` without the position map, at C speed: the normaliser maps each
+    character on its own, so over the Basic Multilingual Plane it is one ``str.translate``
+    table. Review folds every text this way and pays for the map only when a term is found.
+    (A list indexed by code point translates about twice as fast as a dict, and ASCII text
+    at hundreds of MB/s.)"""
+    if not text.isascii() and max(text) > "\uffff":  # emoji, rare ideographs: the slow way
+        return normalise(text).text
+    return text.translate(_bmp_table())
+
+
+@lru_cache(maxsize=1)
+def _bmp_table() -> list[str | None]:
+    """Built once, in about a tenth of a second; the review's loader warms it off the loop."""
+    table: list[str | None] = []
+    for point in range(0x10000):
+        if 0xD800 <= point <= 0xDFFF:  # surrogates never stand alone in a str
+            table.append(None)
+            continue
+        table.append(normalise_char(chr(point)) or None)
+    return table

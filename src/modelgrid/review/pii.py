@@ -30,6 +30,8 @@ _ID = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
 _CARD = re.compile(r"(?<![\d])\d(?:[ -]?\d){12,18}(?!\d)")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 
+_LONG_NUMBER = re.compile(r"\d(?:[ -]?\d){10}")  # the shortest kind: a mobile number
+
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 
@@ -73,8 +75,13 @@ def find_pii(text: str) -> list[PiiSpan]:
     def free(start: int, end: int) -> bool:
         return all(end <= s.start or start >= s.end for s in spans)
 
-    for m in _EMAIL.finditer(text):
-        spans.append(PiiSpan("email", m.start(), m.end()))
+    # Each scan runs only where it can match: an address needs an '@', a number at least 11
+    # digits. The e-mail pattern tries every word of a text, which on its own ran at a few MB/s.
+    if "@" in text:
+        for m in _EMAIL.finditer(text):
+            spans.append(PiiSpan("email", m.start(), m.end()))
+    if _LONG_NUMBER.search(text) is None:
+        return spans
     for m in _ID.finditer(text):
         if valid_id_number(m.group()) and free(m.start(), m.end()):
             spans.append(PiiSpan("id_number", m.start(), m.end()))

@@ -158,3 +158,38 @@ overrides = sa.Table(
     sa.Column("body", sa.Text(), nullable=False),  # the settings, as JSON
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# The audit log (audit/store.py): an append-only Merkle tree, RFC 9162 hashing. Rows are only
+# ever inserted; `modelgrid audit verify` recomputes the tree from the leaves.
+# INTEGER on SQLite makes the index the rowid: leaves sit in index order.
+_LEAF_INDEX = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+audit_leaves = sa.Table(
+    "audit_leaves",
+    metadata,
+    sa.Column("leaf_index", _LEAF_INDEX, primary_key=True, autoincrement=False),
+    sa.Column("content_id", sa.String(160), nullable=False),
+    sa.Column("record", sa.LargeBinary(), nullable=False),  # the record's canonical bytes
+    sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
+    sa.UniqueConstraint("content_id", name="uq_audit_leaves_content_id"),
+)
+
+# The hash of every complete subtree above the leaves, (level, index) covering the 2**level
+# leaves from index * 2**level, stored as it completes: proofs read O(log n) of them.
+audit_nodes = sa.Table(
+    "audit_nodes",
+    metadata,
+    sa.Column("level", sa.SmallInteger(), primary_key=True, autoincrement=False),
+    sa.Column("node_index", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("hash", sa.LargeBinary(32), nullable=False),
+)
+
+# One signed checkpoint (a C2SP signed note) per commit of new leaves.
+audit_checkpoints = sa.Table(
+    "audit_checkpoints",
+    metadata,
+    sa.Column("tree_size", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("root", sa.LargeBinary(32), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("note", sa.Text(), nullable=False),
+)

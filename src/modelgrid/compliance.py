@@ -1,0 +1,148 @@
+"""The compliance steps of a request's path, each called by the gateway where it belongs:
+review the prompt (before generation), review the answer (as it streams, or whole), and keep
+the records of the response once it has ended (the audit leaf, flagged items for the review
+queue)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .audit.keys import AuditKeys
+from .audit.record import build_record, from_review, prompt_text
+from .audit.store import AuditLog
+from .errors import UpstreamError
+from .review.config import DEFAULT_REFUSAL
+from .review.policy import StagePolicies
+from .review.reviewer import Reviewer
+from .review.screen import ALLOWED, OutputFilter, Screened, combined, screen
+from .review.verdict import Action, Verdict, decide
+from .settings import ModelSettings, PlanSettings
+from .storage.keys import KeyRecord
+
+log = logging.getLogger("modelgrid.compliance")
+
+
+@dataclass(slots=True)
+class Screening:
+    """One request's review: its policies, what was decided, and what was served."""
+
+    policies: StagePolicies
+    refusal_text: str
+    prompt: Verdict = ALLOWED
+    answers: list[Verdict] = field(default_factory=list)
+
+    @property
+    def refused(self) -> bool:
+        """The prompt was refused: no generation, the refusal text instead."""
+        return self.prompt.action is Action.REFUSE
+
+    def verdicts(self) -> list[tuple[str, Verdict]]:
+        out = [("input", self.prompt)] if self.policies.input is not None else []
+        if self.policies.output is not None:
+            out.append(("output", combined(self.answers)))
+        return out
+
+
+# What a queue of flagged items takes: (content id, caller, model, stage, verdict, excerpt).
+Flagged = Callable[[str, KeyRecord, str, str, Verdict, str], None]
+
+
+class Compliance:
+    def __init__(
+        self,
+        reviewer: Reviewer,
+        audit: AuditLog | None = None,
+        keys: AuditKeys | None = None,
+        flagged: Flagged | None = None,
+    ) -> None:
+        self.reviewer = reviewer
+        self.audit = audit
+        self.keys = keys
+        self.flagged = flagged
+
+    def screening(self, plan: PlanSettings | None, model: ModelSettings) -> Screening:
+        policy = None if plan is None else plan.review_policy
+        refusal = DEFAULT_REFUSAL if plan is None else plan.refusal_text
+        return Screening(self.reviewer.policies(policy, model.review_policy), refusal)
+
+    async def review_prompt(
+        self, screening: Screening, texts: Sequence[str], messages: list[dict[str, str]]
+    ) -> list[str]:
+        """Review a prompt's texts before generation; returns them masked where the policy
+        masks (and records the verdict, which may refuse the request)."""
+        policy = screening.policies.input
+        if policy is None or not texts:
+            return list(texts)
+        matcher = self.reviewer.matcher
+        screened = [screen(matcher, text, policy) for text in texts]
+        verdicts = [s.verdict for s in screened]
+        guard = self.reviewer.guard
+        if guard is not None and max(v.action for v in verdicts) is not Action.REFUSE:
+            hits = await guard.check(messages)
+            if hits is None and not guard.settings.fail_open:
+                raise UpstreamError(
+                    "The safety review's guard model is unreachable; retry later.", status=503
+                )
+            if hits:
+                verdicts.append(decide(hits, [], policy))
+        screening.prompt = combined(verdicts)
+        return [s.text for s in screened]
+
+    def answer_filter(self, screening: Screening) -> OutputFilter | None:
+        policy = screening.policies.output
+        return None if policy is None else OutputFilter(self.reviewer.matcher, policy)
+
+    def review_answer(self, screening: Screening, text: str) -> Screened:
+        policy = screening.policies.output
+        if policy is None:
+            return Screened(text, ALLOWED)
+        screened = screen(self.reviewer.matcher, text, policy)
+        screening.answers.append(screened.verdict)
+        return screened
+
+    def record(
+        self,
+        content_id: str,
+        caller: KeyRecord,
+        model: str,
+        prompt: Sequence[dict[str, Any]] | str,
+        answers: Sequence[str],
+        screening: Screening,
+        aigc: dict[str, str] | None,
+    ) -> None:
+        """Once the response has ended: its audit leaf, and its flagged items queued."""
+        verdicts = screening.verdicts()
+        if self.flagged is not None:
+            excerpt = "\n\n".join(answers)
+            for stage, verdict in verdicts:
+                if verdict.review:
+                    shown = excerpt if stage == "output" else _prompt_excerpt(prompt)
+                    self.flagged(content_id, caller, model, stage, verdict, shown[:2000])
+        if self.audit is None or self.keys is None:
+            return
+        try:
+            record = build_record(
+                self.keys.hmac_secret,
+                content_id=content_id,
+                time=datetime.now(UTC),
+                org_id=caller.org_id,
+                key_id=caller.id,
+                model=model,
+                prompt=prompt if isinstance(prompt, str) else prompt_text(prompt),
+                response="\n\n".join(answers),
+                review=[from_review(stage, v) for stage, v in verdicts],  # type: ignore[arg-type]
+                aigc=aigc or {},
+            )
+            self.audit.append(record)
+        except Exception:  # the response is out; its record must not fail the request
+            log.exception("audit: record not appended", extra={"content_id": content_id})
+
+
+def _prompt_excerpt(prompt: Sequence[dict[str, Any]] | str) -> str:
+    if isinstance(prompt, str):
+        return prompt
+    return "\n\n".join(f"{m.get('role', '')}: {m.get('content', '')}" for m in prompt)

@@ -1,0 +1,74 @@
+"""Provenance: where a text came from. The audit log's public key and receipts (a leaf with
+its inclusion proof and signed checkpoint, checkable with the public key alone), and the
+watermark detector."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .audit.store import AuditLog
+from .errors import InvalidRequest, NotFound
+from .routes import JSON, gateway_of, read_json, trace_of
+
+MAX_TEXT = 200_000  # characters a detection scores at most
+
+
+def _audit(request: Request) -> AuditLog:
+    audit: AuditLog = request.app.state.audit
+    return audit
+
+
+async def public_key(request: Request) -> Response:
+    """No key needed: anyone holding a receipt must be able to check it."""
+    trace_of(request, "/v1/provenance/key")
+    return JSON(_audit(request).public_key.to_json())
+
+
+async def receipt(request: Request) -> Response:
+    trace = trace_of(request, "/v1/provenance/{content_id}")
+    await gateway_of(request).authenticate(request.headers.get("authorization"), trace)
+    content_id = request.path_params["content_id"]
+    audit = _audit(request)
+    if audit.pending:  # a response of the last second is in the journal, not yet in the tree
+        await audit.flush()
+    found = await audit.lookup(content_id)
+    if found is None:
+        raise NotFound(f"No audit record for content id '{content_id}'.", code="not_found")
+    return JSON(found.to_json())
+
+
+async def detect(request: Request) -> Response:
+    trace = trace_of(request, "/v1/provenance/detect")
+    gateway = gateway_of(request)
+    await gateway.authenticate(request.headers.get("authorization"), trace)
+    body = await read_json(request)
+    text, model = _text(body), body.get("model") if isinstance(body, dict) else None
+    if model is not None and not isinstance(model, str):
+        raise InvalidRequest("Invalid type for 'model': expected a string.", param="model")
+    engine = gateway.catalogue.detector(model)
+    # Tokenising a long text takes milliseconds: off the event loop.
+    result: dict[str, Any] = await asyncio.to_thread(engine.detect_watermark, text)
+    return JSON(result | {"model": model or engine.name})
+
+
+def _text(body: Any) -> str:
+    if not isinstance(body, dict) or "text" not in body:
+        raise InvalidRequest("Missing required parameter: 'text'.", param="text")
+    text = body["text"]
+    if not isinstance(text, str):
+        raise InvalidRequest("Invalid type for 'text': expected a string.", param="text")
+    if len(text) > MAX_TEXT:
+        raise InvalidRequest(f"'text' is longer than {MAX_TEXT} characters.", param="text")
+    return text
+
+
+routes = [
+    Route("/v1/provenance/key", public_key, methods=["GET"]),
+    Route("/v1/provenance/detect", detect, methods=["POST"]),
+    Route("/v1/provenance/{content_id}", receipt, methods=["GET"]),
+]
