@@ -54,10 +54,10 @@ class Database:
         table: sa.Table,
         columns: Sequence[str],
         rows: Sequence[Sequence[Any]],
-        unique: str,
+        unique: str | None = None,
     ) -> None:
-        """Insert ``rows`` (tuples in ``columns``' order), skipping any whose ``unique``
-        column is already taken, straight through the driver's executemany.
+        """Insert ``rows`` (tuples in ``columns``' order) straight through the driver's
+        executemany; with ``unique``, skipping any whose ``unique`` column is already taken.
 
         SQLAlchemy's own insert processes every parameter of every row in Python (about
         35 µs a ledger entry); the drivers take tuples as they are. The one conversion that
@@ -70,8 +70,8 @@ class Database:
                 rows = [_sqlite_times(row, times) for row in rows]
         else:
             marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-        sql = (
-            f"INSERT INTO {table.name} ({names}) VALUES ({marks}) ON CONFLICT ({unique}) DO NOTHING"
+        sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})" + (
+            "" if unique is None else f" ON CONFLICT ({unique}) DO NOTHING"
         )
         await conn.exec_driver_sql(sql, [tuple(row) for row in rows])
 
