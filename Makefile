@@ -39,6 +39,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/json_codec.py
 	$(BIN)/python benchmarks/metering.py
 	$(BIN)/python benchmarks/ledger_flush.py
+	$(BIN)/python benchmarks/review.py
+	$(BIN)/python benchmarks/watermark.py
+	$(BIN)/python benchmarks/audit.py
+	$(BIN)/python benchmarks/provenance_lookup.py
 
 clean:
 	rm -rf $(VENV) .modelgrid .pytest_cache .mypy_cache .ruff_cache

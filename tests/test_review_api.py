@@ -223,3 +223,56 @@ def test_compliance_eval_reports_the_standards_rates(server: Server, tmp_path: P
 def test_compliance_terms_loads_a_list_with_progress(server: Server, terms: Path) -> None:
     result = server.cli("compliance", "terms", str(terms))
     assert "terms" in result.stdout and "A.1:" in result.stdout
+
+
+def test_a_flagged_answer_reaches_the_queue_and_its_decision_is_audited(
+    server: Server, client: openai.OpenAI
+) -> None:
+    reply = ask(client, "Watch out for phishing today"[::-1])
+    admin = {"Authorization": f"Bearer {server.admin_key}"}
+    deadline = time.monotonic() + 10
+    item = None
+    while item is None and time.monotonic() < deadline:
+        listed = httpx.get(f"{server.url}/admin/v1/review?status=pending", headers=admin).json()
+        item = next((i for i in listed["data"] if i["content_id"] == reply.id), None)  # type: ignore[attr-defined]
+        time.sleep(0.1)
+    assert item is not None and item["stage"] == "output"
+    assert "phishing" in item["excerpt"]
+    decided = httpx.post(
+        f"{server.url}/admin/v1/review/{item['id']}",
+        headers=admin,
+        json={"decision": "approve", "note": "a warning, not an attack"},
+    )
+    assert decided.status_code == 200 and decided.json()["status"] == "approved"
+    again = httpx.post(
+        f"{server.url}/admin/v1/review/{item['id']}", headers=admin, json={"decision": "reject"}
+    )
+    assert again.status_code == 409
+    receipt = httpx.get(f"{server.base_url}/provenance/review:{item['id']}", headers=admin).json()
+    assert receipt["record"]["review"][0]["action"] == "allow"
+    assert receipt["record"]["aigc"]["ProduceID"] == reply.id  # type: ignore[attr-defined]
+
+
+def test_a_served_answer_is_exported_and_found_by_similarity(
+    server: Server, client: openai.OpenAI, tmp_path: Path
+) -> None:
+    story = "The lighthouse keeper counted ships every night and wrote their names in a blue book"
+    reply = ask(client, story[::-1])
+    content_id = reply.id  # type: ignore[attr-defined]
+    out = tmp_path / "export.md"
+    server.cli("export", content_id, "--output", str(out))
+    exported = out.read_text(encoding="utf-8")
+    assert exported.startswith("---\nAIGC:") and f'ProduceID: "{content_id}"' in exported
+    assert story in exported and "本内容由人工智能生成" in exported
+    headers = {"Authorization": f"Bearer {client.api_key}"}
+    edited = story.replace("blue", "red").replace("every night", "each night")
+    found = httpx.post(
+        f"{server.base_url}/provenance/lookup", headers=headers, json={"text": edited}
+    ).json()["data"]
+    assert found and found[0]["content_id"] == content_id and found[0]["similarity"] > 0.3
+    unrelated = httpx.post(
+        f"{server.base_url}/provenance/lookup",
+        headers=headers,
+        json={"text": "Quarterly revenue rose in the northern region despite rain"},
+    ).json()["data"]
+    assert all(m["content_id"] != content_id for m in unrelated)

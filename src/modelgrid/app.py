@@ -18,6 +18,7 @@ from . import (
     admin_codes,
     admin_members,
     admin_plans,
+    admin_review,
     provenance_routes,
     routes,
     signup,
@@ -27,7 +28,7 @@ from .admission import Admission
 from .audit.keys import AuditKeys
 from .audit.store import AuditLog
 from .catalogue import Catalogue
-from .compliance import Compliance
+from .compliance import Compliance, audit_decision
 from .counters import Counters, MemoryCounters, RedisCounters
 from .errors import APIError
 from .gateway import Gateway
@@ -40,15 +41,18 @@ from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, RequestMiddleware
 from .overrides import Overrides
 from .pricing import OffPeak, Price, micro
+from .provenance.lookup import Provenance
 from .review.reviewer import Reviewer
 from .settings import Settings, load_settings
 from .storage.codes import CodeStore
+from .storage.contents import ContentStore
 from .storage.database import Database
 from .storage.keys import KeyStore
 from .storage.ledger import Ledger
 from .storage.members import MemberStore
 from .storage.orgs import OrgStore
 from .storage.overrides import OverrideStore
+from .storage.review_queue import ReviewQueue
 from .watermark import Watermark, operator_key
 
 log = logging.getLogger("modelgrid.server")
@@ -107,7 +111,14 @@ def create_app(settings: Settings) -> Starlette:
     audit = AuditLog(
         db, settings.data_dir / "audit-journal", audit_keys, 1.0, settings.audit_origin
     )
-    compliance = Compliance(reviewer, audit, audit_keys)
+    contents = ContentStore(db, settings.data_dir / "journal", flush_interval=1.0)
+    review_queue = ReviewQueue(
+        db,
+        settings.data_dir / "journal",
+        flush_interval=1.0,
+        on_decision=audit_decision(audit, audit_keys),
+    )
+    compliance = Compliance(reviewer, audit, audit_keys, contents, review_queue)
     gateway = Gateway(
         keys, catalogue, metrics, admission, meter, Labels(settings.provider_code), compliance
     )
@@ -124,6 +135,8 @@ def create_app(settings: Settings) -> Starlette:
         if ledger.replayed:
             log.warning("ledger recovered", extra={"entries": ledger.replayed})
         await audit.start()
+        await contents.start()
+        await review_queue.start()
         if audit.replayed:
             log.warning("audit log recovered", extra={"records": audit.replayed})
         await reviewer.start()  # the term lists, then reloaded whenever they change
@@ -156,6 +169,8 @@ def create_app(settings: Settings) -> Starlette:
             await reviewer.close()
             await ledger.close()
             await audit.close()
+            await contents.close()
+            await review_queue.close()
             await limiter.close()
             await counters.close()
             await db.close()
@@ -168,6 +183,7 @@ def create_app(settings: Settings) -> Starlette:
         + admin_members.routes
         + admin_plans.routes
         + provenance_routes.routes
+        + admin_review.routes
         + signup.routes,
         middleware=[
             Middleware(RequestMiddleware, metrics=metrics, access_log=access_log),
@@ -179,6 +195,8 @@ def create_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.state.gateway = gateway
     app.state.audit = audit
+    app.state.review_queue = review_queue
+    app.state.provenance = Provenance(contents)
     app.state.orgs = OrgStore(db)
     app.state.codes = CodeStore(db)
     app.state.members = MemberStore(db)

@@ -368,3 +368,7 @@ main.add_command(audit)
 from .cli_compliance import compliance  # noqa: E402
 
 main.add_command(compliance)
+
+from .cli_review import review  # noqa: E402
+
+main.add_command(review)

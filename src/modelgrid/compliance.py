@@ -12,16 +12,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .audit.keys import AuditKeys
-from .audit.record import build_record, from_review, prompt_text
+from .audit.record import ActionName, build_record, from_review, prompt_text
 from .audit.store import AuditLog
 from .errors import UpstreamError
 from .review.config import DEFAULT_REFUSAL
 from .review.policy import StagePolicies
 from .review.reviewer import Reviewer
-from .review.screen import ALLOWED, OutputFilter, Screened, combined, screen
+from .review.screen import ALLOWED, OutputFilter, Screened, combined, reasons_json, screen
 from .review.verdict import Action, Verdict, decide
 from .settings import ModelSettings, PlanSettings
+from .storage.contents import ContentStore, StoredContent
 from .storage.keys import KeyRecord
+from .storage.review_queue import ReviewItem, ReviewQueue, new_item
 
 log = logging.getLogger("modelgrid.compliance")
 
@@ -47,22 +49,20 @@ class Screening:
         return out
 
 
-# What a queue of flagged items takes: (content id, caller, model, stage, verdict, excerpt).
-Flagged = Callable[[str, KeyRecord, str, str, Verdict, str], None]
-
-
 class Compliance:
     def __init__(
         self,
         reviewer: Reviewer,
         audit: AuditLog | None = None,
         keys: AuditKeys | None = None,
-        flagged: Flagged | None = None,
+        contents: ContentStore | None = None,
+        queue: ReviewQueue | None = None,
     ) -> None:
         self.reviewer = reviewer
         self.audit = audit
         self.keys = keys
-        self.flagged = flagged
+        self.contents = contents
+        self.queue = queue
 
     def screening(self, plan: PlanSettings | None, model: ModelSettings) -> Screening:
         policy = None if plan is None else plan.review_policy
@@ -113,15 +113,41 @@ class Compliance:
         answers: Sequence[str],
         screening: Screening,
         aigc: dict[str, str] | None,
+        label: str = "",
     ) -> None:
-        """Once the response has ended: its audit leaf, and its flagged items queued."""
+        """Once the response has ended: its audit leaf, the conversation kept (for exports
+        and provenance look-ups), and its flagged items queued for a person."""
         verdicts = screening.verdicts()
-        if self.flagged is not None:
-            excerpt = "\n\n".join(answers)
+        if self.contents is not None:
+            self.contents.append(
+                StoredContent(
+                    content_id=content_id,
+                    created_at=datetime.now(UTC),
+                    org_id=caller.org_id,
+                    key_id=caller.id,
+                    model=model,
+                    messages=None if isinstance(prompt, str) else list(prompt),
+                    prompt=prompt if isinstance(prompt, str) else None,
+                    choices=tuple(answers),
+                    aigc=aigc or {},
+                    label=label,
+                )
+            )
+        if self.queue is not None:
             for stage, verdict in verdicts:
                 if verdict.review:
-                    shown = excerpt if stage == "output" else _prompt_excerpt(prompt)
-                    self.flagged(content_id, caller, model, stage, verdict, shown[:2000])
+                    text = "\n\n".join(answers) if stage == "output" else _prompt_excerpt(prompt)
+                    self.queue.append(
+                        new_item(
+                            content_id,
+                            caller.org_id,
+                            caller.id,
+                            model,
+                            stage,  # type: ignore[arg-type]
+                            reasons_json(verdict),
+                            text,
+                        )
+                    )
         if self.audit is None or self.keys is None:
             return
         try:
@@ -140,6 +166,31 @@ class Compliance:
             self.audit.append(record)
         except Exception:  # the response is out; its record must not fail the request
             log.exception("audit: record not appended", extra={"content_id": content_id})
+
+
+def audit_decision(audit: AuditLog, keys: AuditKeys) -> Callable[[ReviewItem], None]:
+    """What the review queue calls with each decision: a leaf of its own in the audit log
+    (content id ``review:<item>``), naming the item's content, the decider and the outcome."""
+
+    def record(item: ReviewItem) -> None:
+        action: ActionName = "allow" if item.status == "approved" else "refuse"
+        risks = sorted({r.get("source", "") for r in item.reasons})
+        audit.append(
+            build_record(
+                keys.hmac_secret,
+                content_id=f"review:{item.id}",
+                time=item.decided_at or datetime.now(UTC),
+                org_id=item.org_id,
+                key_id=item.decided_by,
+                model=item.model,
+                prompt=item.content_id,  # the decided content, digested like any prompt
+                response=item.note,
+                review=[{"stage": item.stage, "action": action, "risks": risks}],
+                aigc={"ProduceID": item.content_id},
+            )
+        )
+
+    return record
 
 
 def _prompt_excerpt(prompt: Sequence[dict[str, Any]] | str) -> str:

@@ -323,6 +323,7 @@ class Gateway:
             call.served,
             call.screening,
             call.aigc,
+            "" if call.label is None else call.label.text,
         )
 
 

@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from .audit.store import AuditLog
 from .errors import InvalidRequest, NotFound
+from .provenance.lookup import THRESHOLD, Provenance
 from .routes import JSON, gateway_of, read_json, trace_of
 
 MAX_TEXT = 200_000  # characters a detection scores at most
@@ -56,6 +57,35 @@ async def detect(request: Request) -> Response:
     return JSON(result | {"model": model or engine.name})
 
 
+async def lookup(request: Request) -> Response:
+    """Stored responses similar to a text, for every model (closed ones too): the operator's
+    admin keys search all, anyone else their own organisation's."""
+    trace = trace_of(request, "/v1/provenance/lookup")
+    caller = await gateway_of(request).authenticate(request.headers.get("authorization"), trace)
+    body = await read_json(request)
+    text = _text(body)
+    limit, threshold = body.get("limit", 5), body.get("threshold", THRESHOLD)
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 50:
+        raise InvalidRequest("'limit' must be an integer from 1 to 50.", param="limit")
+    if not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
+        raise InvalidRequest("'threshold' must be a number from 0 to 1.", param="threshold")
+    if caller.role != "admin" and caller.org_id is None:
+        return JSON({"object": "list", "data": []})  # a lone key has no stored outputs to see
+    provenance: Provenance = request.app.state.provenance
+    org = None if caller.role == "admin" else caller.org_id
+    found = await provenance.lookup(text, limit, float(threshold), org)
+    data = [
+        {
+            "content_id": m.content_id,
+            "similarity": round(m.similarity, 4),
+            "created": int(m.created_at.timestamp()),
+            "model": m.model,
+        }
+        for m in found
+    ]
+    return JSON({"object": "list", "data": data})
+
+
 def _text(body: Any) -> str:
     if not isinstance(body, dict) or "text" not in body:
         raise InvalidRequest("Missing required parameter: 'text'.", param="text")
@@ -70,5 +100,6 @@ def _text(body: Any) -> str:
 routes = [
     Route("/v1/provenance/key", public_key, methods=["GET"]),
     Route("/v1/provenance/detect", detect, methods=["POST"]),
+    Route("/v1/provenance/lookup", lookup, methods=["POST"]),
     Route("/v1/provenance/{content_id}", receipt, methods=["GET"]),
 ]

@@ -193,3 +193,61 @@ audit_checkpoints = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("note", sa.Text(), nullable=False),
 )
+
+# Compliance storage (storage/contents.py, provenance/, storage/review_queue.py). No foreign
+# keys, as for the ledger: records outlive the organisations and keys they name.
+
+# One row per response: what was asked and what was served, for export and provenance.
+stored_contents = sa.Table(
+    "stored_contents",
+    metadata,
+    sa.Column("content_id", sa.String(160), primary_key=True),  # the completion's id
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("org_id", sa.String(32), nullable=True),
+    sa.Column("key_id", sa.String(32), nullable=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("request", sa.Text(), nullable=False),  # JSON: {"messages": [...]} or {"prompt": ...}
+    sa.Column("choices", sa.Text(), nullable=False),  # JSON: each choice's text as served
+    sa.Column("aigc", sa.Text(), nullable=False),  # JSON: the implicit label, GB 45438 Appendix E
+    sa.Column("label", sa.Text(), nullable=False, server_default=""),  # the explicit label
+    sa.Index("ix_stored_contents_created_at", "created_at"),
+    sa.Index("ix_stored_contents_org_id_created_at", "org_id", "created_at"),
+)
+
+# The provenance index: LSH bands of each stored choice's MinHash signature (provenance/).
+provenance_bands = sa.Table(
+    "provenance_bands",
+    metadata,
+    sa.Column("band", sa.SmallInteger(), primary_key=True, autoincrement=False),
+    sa.Column("band_hash", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("content_id", sa.String(160), primary_key=True),
+    sa.Column("choice", sa.SmallInteger(), primary_key=True, autoincrement=False),
+    sa.Index("ix_provenance_bands_content_id", "content_id"),  # for retention
+)
+
+# The human review queue: what the safety review flagged, and what a reviewer decided.
+review_items = sa.Table(
+    "review_items",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("content_id", sa.String(160), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("org_id", sa.String(32), nullable=True),
+    sa.Column("key_id", sa.String(32), nullable=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("stage", sa.String(8), nullable=False),  # input or output
+    sa.Column("reasons", sa.Text(), nullable=False),  # JSON: [{"action", "source", "detail"}]
+    sa.Column("excerpt", sa.Text(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("decided_by", sa.String(64), nullable=True),  # the deciding key's id
+    sa.Column("decided_by_prefix", sa.String(16), nullable=True),  # and its public prefix
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("note", sa.Text(), nullable=False, server_default=""),
+    sa.CheckConstraint("stage IN ('input', 'output')", name="ck_review_items_stage"),
+    sa.CheckConstraint(
+        "status IN ('pending', 'approved', 'rejected')", name="ck_review_items_status"
+    ),
+    sa.Index("ix_review_items_status_created_at", "status", "created_at"),
+    sa.Index("ix_review_items_created_at", "created_at"),
+    sa.Index("ix_review_items_content_id", "content_id"),
+)

@@ -1,0 +1,209 @@
+"""Stored conversations: per response, what was asked, what was served and its AIGC label.
+
+Written as the ledger is (storage/journal.py): the request path only calls ``append``, one
+``os.write`` to this process's journal segment, which survives the process being killed; a
+background task commits pending responses in one transaction every ``flush_interval`` seconds,
+and the next ``start()`` in the same ``journal_dir`` replays what dead processes left. Inserts
+ignore a content id already stored, so a replay never stores a response twice: the first one
+committed wins.
+
+The same transaction indexes each response's choices for provenance lookups (provenance/), so
+a stored response is findable from the moment it is stored, and a replay indexes what it
+stores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from ..provenance.index import BAND_COLUMNS, BAND_KEY, BandRow, band_rows
+from ..provenance.minhash import MinHasher
+from .database import Database
+from .journal import Journal
+from .tables import provenance_bands, stored_contents
+
+log = logging.getLogger("modelgrid.contents")
+
+_COLUMNS = (
+    "content_id",
+    "created_at",
+    "org_id",
+    "key_id",
+    "model",
+    "request",
+    "choices",
+    "aigc",
+    "label",
+)
+_PRUNE_CHUNK = 1000  # responses per delete: retention never holds a long lock
+
+
+@dataclass(frozen=True, slots=True)
+class StoredContent:
+    content_id: str  # the completion's id: chatcmpl-… or cmpl-…
+    created_at: datetime
+    org_id: str | None
+    key_id: str | None
+    model: str
+    messages: list[dict[str, Any]] | None  # chat: the request's messages as sent
+    prompt: Any  # completions: the prompt as sent (text, texts or token ids); None for chat
+    choices: tuple[str, ...]  # each choice's text as served, its explicit label included
+    aigc: dict[str, str]  # the implicit label's fields (GB 45438 Appendix E)
+    label: str = ""  # the explicit label as served, if any: left out of the provenance index
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self)
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> StoredContent:
+        data = orjson.loads(raw)
+        data["created_at"] = datetime.fromisoformat(data["created_at"])
+        data["choices"] = tuple(data["choices"])
+        return cls(**data)
+
+
+class ContentStore:
+    def __init__(
+        self,
+        db: Database,
+        journal_dir: Path,
+        flush_interval: float = 1.0,
+        hasher: MinHasher | None = None,
+    ) -> None:
+        self._db = db
+        self.hasher = hasher or MinHasher()
+        self._journal: Journal[StoredContent] = Journal(
+            journal_dir,
+            encode=StoredContent.to_json,
+            decode=StoredContent.from_json,
+            commit=self._insert,
+            describe=lambda content: f"content {content.content_id}",
+            log=log,
+            name="contents",
+            flush_interval=flush_interval,
+            prefix="contents",  # beside the ledger's segments, never taken for them
+        )
+
+    @property
+    def db(self) -> Database:
+        return self._db
+
+    @property
+    def pending(self) -> int:
+        return self._journal.pending
+
+    @property
+    def replayed(self) -> int:
+        return self._journal.replayed
+
+    def append(self, content: StoredContent) -> None:
+        self._journal.append(content)
+
+    async def start(self) -> None:
+        await self._journal.start()
+
+    async def flush(self) -> bool:
+        return await self._journal.flush()
+
+    async def close(self) -> None:
+        await self._journal.close()
+
+    async def get(self, content_id: str) -> StoredContent | None:
+        """This process's pending responses are flushed first, so they are found too."""
+        await self.flush()
+        query = sa.select(*(stored_contents.c[n] for n in _COLUMNS)).where(
+            stored_contents.c.content_id == content_id
+        )
+        async with self._db.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else content_of(row)
+
+    async def prune(self, older_than: datetime) -> int:
+        """Drop responses stored before ``older_than``, with their index; how many went."""
+        c, removed = stored_contents.c, 0
+        while True:
+            async with self._db.engine.begin() as conn:
+                ids = list(
+                    (
+                        await conn.execute(
+                            sa.select(c.content_id)
+                            .where(c.created_at < as_utc(older_than))
+                            .limit(_PRUNE_CHUNK)
+                        )
+                    ).scalars()
+                )
+                if not ids:
+                    return removed
+                bands = provenance_bands.c
+                await conn.execute(provenance_bands.delete().where(bands.content_id.in_(ids)))
+                await conn.execute(stored_contents.delete().where(c.content_id.in_(ids)))
+            removed += len(ids)
+
+    async def _insert(self, batch: list[StoredContent]) -> None:
+        # MinHash is CPU work (about 0.1 ms a response): in a thread, so a large batch does
+        # not stall the event loop that streams responses.
+        rows, bands = await asyncio.to_thread(self._rows, batch)
+        async with self._db.engine.begin() as conn:
+            await self._db.insert_new(conn, stored_contents, _COLUMNS, rows, unique="content_id")
+            if bands:
+                await self._db.insert_new(
+                    conn, provenance_bands, BAND_COLUMNS, bands, unique=BAND_KEY
+                )
+
+    def _rows(self, batch: list[StoredContent]) -> tuple[list[tuple[Any, ...]], list[BandRow]]:
+        rows, bands = [], []
+        for content in batch:
+            rows.append(_row(content))
+            bands += band_rows(self.hasher, content.content_id, content.choices, content.label)
+        return rows, bands
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite keeps a datetime's wall-clock digits and drops the offset: everything crosses
+    into the database in UTC; naive values are taken as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _request(content: StoredContent) -> bytes:
+    if content.messages is not None:
+        return orjson.dumps({"messages": content.messages})
+    return orjson.dumps({"prompt": content.prompt})
+
+
+def _row(content: StoredContent) -> tuple[Any, ...]:
+    return (
+        content.content_id,
+        as_utc(content.created_at),
+        content.org_id,
+        content.key_id,
+        content.model,
+        _request(content).decode(),
+        orjson.dumps(content.choices).decode(),
+        orjson.dumps(content.aigc).decode(),
+        content.label,
+    )
+
+
+def content_of(row: sa.Row[Any]) -> StoredContent:
+    """A stored_contents row (its columns in ``_COLUMNS``' order, or more) as a StoredContent."""
+    request = orjson.loads(row.request)
+    return StoredContent(
+        content_id=row.content_id,
+        created_at=as_utc(row.created_at),
+        org_id=row.org_id,
+        key_id=row.key_id,
+        model=row.model,
+        messages=request.get("messages"),
+        prompt=request.get("prompt"),
+        choices=tuple(orjson.loads(row.choices)),
+        aigc=orjson.loads(row.aigc),
+        label=row.label,
+    )
