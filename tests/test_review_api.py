@@ -259,11 +259,6 @@ def test_a_served_answer_is_exported_and_found_by_similarity(
     story = "The lighthouse keeper counted ships every night and wrote their names in a blue book"
     reply = ask(client, story[::-1])
     content_id = reply.id  # type: ignore[attr-defined]
-    out = tmp_path / "export.md"
-    server.cli("export", content_id, "--output", str(out))
-    exported = out.read_text(encoding="utf-8")
-    assert exported.startswith("---\nAIGC:") and f'ProduceID: "{content_id}"' in exported
-    assert story in exported and "本内容由人工智能生成" in exported
     headers = {"Authorization": f"Bearer {client.api_key}"}
     edited = story.replace("blue", "red").replace("every night", "each night")
     found = httpx.post(
@@ -276,3 +271,10 @@ def test_a_served_answer_is_exported_and_found_by_similarity(
         json={"text": "Quarterly revenue rose in the northern region despite rain"},
     ).json()["data"]
     assert all(m["content_id"] != content_id for m in unrelated)
+    # The look-ups flushed the server's pending conversations, so the CLI, reading the
+    # database, finds this one (otherwise it is committed within a second).
+    out = tmp_path / "export.md"
+    server.cli("export", content_id, "--output", str(out))
+    exported = out.read_text(encoding="utf-8")
+    assert exported.startswith("---\nAIGC:") and f'ProduceID: "{content_id}"' in exported
+    assert story in exported and "本内容由人工智能生成" in exported

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..storage.database import Database
 from ..storage.journal import Journal
+from ..storage.journaled import Journaled
 from ..storage.tables import audit_checkpoints, audit_leaves, audit_nodes
 from .checkpoint import Checkpoint, sign_checkpoint
 from .keys import AuditKeys, PublicKey, check_name
@@ -56,7 +57,7 @@ class AuditCorrupt(RuntimeError):
     """The stored tree disagrees with itself; `modelgrid audit verify` says where."""
 
 
-class AuditLog:
+class AuditLog(Journaled[AuditRecord]):
     def __init__(
         self,
         db: Database,
@@ -95,32 +96,6 @@ class AuditLog:
     @property
     def public_key(self) -> PublicKey:
         return self._keys.public_key(self._origin)
-
-    @property
-    def pending(self) -> int:
-        """Records appended but not yet committed."""
-        return self._journal.pending
-
-    @property
-    def replayed(self) -> int:
-        """Records recovered from dead processes' journals by start()."""
-        return self._journal.replayed
-
-    def append(self, record: AuditRecord) -> None:
-        """Journal a record; it is committed within ``flush_interval``. Never waits."""
-        self._journal.append(record)
-
-    async def start(self) -> None:
-        """Commit what dead processes left in the journal, then begin journaling and flushing."""
-        await self._journal.start()
-
-    async def flush(self) -> bool:
-        """Commit the pending records now; False (logged) when that failed, in which case they
-        stay pending and journaled, and the next flush retries."""
-        return await self._journal.flush()
-
-    async def close(self) -> None:
-        await self._journal.close()
 
     # Reads see committed records only: flush() first to include this process's pending ones.
 

@@ -28,6 +28,7 @@ from ..provenance.index import BAND_COLUMNS, BAND_KEY, BandRow, band_rows
 from ..provenance.minhash import MinHasher
 from .database import Database
 from .journal import Journal
+from .journaled import Journaled
 from .tables import provenance_bands, stored_contents
 
 log = logging.getLogger("modelgrid.contents")
@@ -70,7 +71,7 @@ class StoredContent:
         return cls(**data)
 
 
-class ContentStore:
+class ContentStore(Journaled[StoredContent]):
     def __init__(
         self,
         db: Database,
@@ -95,26 +96,6 @@ class ContentStore:
     @property
     def db(self) -> Database:
         return self._db
-
-    @property
-    def pending(self) -> int:
-        return self._journal.pending
-
-    @property
-    def replayed(self) -> int:
-        return self._journal.replayed
-
-    def append(self, content: StoredContent) -> None:
-        self._journal.append(content)
-
-    async def start(self) -> None:
-        await self._journal.start()
-
-    async def flush(self) -> bool:
-        return await self._journal.flush()
-
-    async def close(self) -> None:
-        await self._journal.close()
 
     async def get(self, content_id: str) -> StoredContent | None:
         """This process's pending responses are flushed first, so they are found too."""

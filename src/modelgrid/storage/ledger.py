@@ -25,6 +25,7 @@ import sqlalchemy as sa
 
 from .database import Database
 from .journal import Journal
+from .journaled import Journaled
 from .tables import credit_grants, ledger
 from .usage import Totals as Totals
 from .usage import usage_sums
@@ -70,7 +71,7 @@ _STARTED, _CREATED = _COLUMNS.index("started_at"), _COLUMNS.index("created_at")
 assert _CREATED == _STARTED + 1
 
 
-class Ledger:
+class Ledger(Journaled[LedgerEntry]):
     def __init__(
         self,
         db: Database,
@@ -94,33 +95,6 @@ class Ledger:
     @property
     def db(self) -> Database:
         return self._db
-
-    @property
-    def pending(self) -> int:
-        """Entries appended but not yet committed."""
-        return self._journal.pending
-
-    @property
-    def replayed(self) -> int:
-        """Entries recovered from dead processes' journals by start()."""
-        return self._journal.replayed
-
-    def append(self, entry: LedgerEntry) -> None:
-        self._journal.append(entry)
-
-    async def start(self) -> None:
-        """Recover what dead processes left in the journal, then begin journaling and flushing."""
-        await self._journal.start()
-
-    async def flush(self) -> bool:
-        """Commit the pending entries now; False (logged) when the database refused them, in
-        which case they stay pending and journaled, and the next flush retries."""
-        return await self._journal.flush()
-
-    async def close(self) -> None:
-        """Stop flushing, commit what is pending, and remove the journal if all of it committed;
-        otherwise the segments stay for the next start() to replay."""
-        await self._journal.close()
 
     async def _insert(self, batch: list[LedgerEntry]) -> None:
         rows = [_row(entry) for entry in batch]

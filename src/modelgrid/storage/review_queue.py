@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .database import Database
 from .journal import Journal
+from .journaled import Journaled
 from .tables import review_items
 
 log = logging.getLogger("modelgrid.review_queue")
@@ -133,7 +134,7 @@ def new_item(
     )
 
 
-class ReviewQueue:
+class ReviewQueue(Journaled[ReviewItem]):
     def __init__(
         self,
         db: Database,
@@ -156,27 +157,6 @@ class ReviewQueue:
             flush_interval=flush_interval,
             prefix="review",
         )
-
-    @property
-    def pending(self) -> int:
-        """Items appended but not yet committed (not items awaiting a decision)."""
-        return self._journal.pending
-
-    @property
-    def replayed(self) -> int:
-        return self._journal.replayed
-
-    def append(self, item: ReviewItem) -> None:
-        self._journal.append(item)
-
-    async def start(self) -> None:
-        await self._journal.start()
-
-    async def flush(self) -> bool:
-        return await self._journal.flush()
-
-    async def close(self) -> None:
-        await self._journal.close()
 
     # Reads and decisions flush this process's appended items first, so they are found.
 
