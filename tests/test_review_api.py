@@ -52,6 +52,7 @@ refusal_text = "{REFUSAL}"
 
 [plans.careful]
 review_policy = "strict"
+keep_text = false
 
 [models.reverse]
 max_retries = 0
@@ -278,3 +279,16 @@ def test_a_served_answer_is_exported_and_found_by_similarity(
     exported = out.read_text(encoding="utf-8")
     assert exported.startswith("---\nAIGC:") and f'ProduceID: "{content_id}"' in exported
     assert story in exported and "本内容由人工智能生成" in exported
+
+
+def test_a_plan_may_keep_no_text(server: Server) -> None:
+    key = server.cli("keys", "create", "--org", "discreet", "--plan", "careful").stdout.strip()
+    discreet = openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0)
+    content_id = ask(discreet, "nothing to keep here").id  # type: ignore[attr-defined]
+    headers = {"Authorization": f"Bearer {key}"}
+    receipt = httpx.get(f"{server.base_url}/provenance/{content_id}", headers=headers)
+    assert receipt.status_code == 200  # audited all the same
+    # A look-up flushes the server's pending conversations: had it kept this one, it would
+    # be in the database now.
+    httpx.post(f"{server.base_url}/provenance/lookup", headers=headers, json={"text": "x y z"})
+    assert server.cli("export", content_id, check=False).returncode == 1

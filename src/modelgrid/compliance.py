@@ -114,11 +114,12 @@ class Compliance:
         screening: Screening,
         aigc: dict[str, str] | None,
         label: str = "",
+        keep_text: bool = True,
     ) -> None:
         """Once the response has ended: its audit leaf, the conversation kept (for exports
         and provenance look-ups), and its flagged items queued for a person."""
         verdicts = screening.verdicts()
-        if self.contents is not None:
+        if self.contents is not None and keep_text:
             self.contents.append(
                 StoredContent(
                     content_id=content_id,

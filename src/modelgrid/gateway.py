@@ -324,6 +324,7 @@ class Gateway:
             call.screening,
             call.aigc,
             "" if call.label is None else call.label.text,
+            self._plan(call.caller).keep_text,
         )
 
 

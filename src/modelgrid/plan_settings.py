@@ -37,6 +37,9 @@ class PlanSettings(BaseModel):
     refusal_text: str = Field(DEFAULT_REFUSAL, min_length=1)
     # The operator's watermark in tokens the embedded engines generate for this plan.
     watermark: bool = True
+    # Keep each response's conversation (for `modelgrid export CONTENT_ID` and provenance
+    # look-ups by similarity); off, only the audit log's digests of it remain.
+    keep_text: bool = True
     # Quotas per organisation (or lone key), per UTC day and calendar month: prompt and
     # completion tokens together; 0: no quota.
     daily_tokens: int = Field(0, ge=0)
