@@ -12,6 +12,7 @@ deployment's ``base_url`` of ``http://127.0.0.1:PORT/status-500/v1`` always answ
     slow          waits ``SLOW_SECONDS`` before answering
     cut           streams two chunks, then closes without finishing
     badjson       answers 200 with a body that is not JSON
+    guard         a guard model: "unsafe\nS9" when the last message mentions a weapon, else "safe"
     reverse       answers the last message (or the prompt) reversed, streamed three characters a
                   chunk: a prompt the review passes can make an answer it must catch
 """
@@ -105,6 +106,9 @@ class FaultServer:
             return True
         usage = None if behaviour == "nousage" else USAGE
         pieces = TEXT
+        if behaviour == "guard":
+            asked = str(body["messages"][-1]["content"]) if chat else str(body["prompt"])
+            pieces = ["unsafe\nS9" if "weapon" in asked.lower() else "safe"]
         if behaviour == "reverse":
             asked = body["messages"][-1]["content"] if chat else body["prompt"]
             answer = str(asked)[::-1]
