@@ -69,7 +69,13 @@ def ask(prompt: str, watermark: bool, sampling: Sampling = DEFAULT) -> Generatio
 
 async def generate(engine: LlamaCppEngine, request: GenerationRequest) -> str:
     prepared = await engine.prepare(request)
-    return "".join([p.text async for p in engine.generate(prepared, Tenant("t"))])
+    text = "".join([p.text async for p in engine.generate(prepared, Tenant("t"))])
+    # The worker hands its slot back through this loop a moment after the last piece; these
+    # tests run each on a loop of its own, and a loop closed before that callback runs would
+    # keep the slot for ever (a server has one loop for its life).
+    while engine.stats().busy:
+        await asyncio.sleep(0.001)
+    return text
 
 
 def start(watermark: Watermark | None) -> LlamaCppEngine:
