@@ -73,7 +73,9 @@ async def generate(engine: LlamaCppEngine, request: GenerationRequest) -> str:
     # The worker hands its slot back through this loop a moment after the last piece; these
     # tests run each on a loop of its own, and a loop closed before that callback runs would
     # keep the slot for ever (a server has one loop for its life).
-    while engine.stats().busy:
+    for _ in range(5000):  # at most 5 s
+        if not engine.stats().busy:
+            break
         await asyncio.sleep(0.001)
     return text
 
