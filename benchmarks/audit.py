@@ -14,30 +14,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import random
 import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
-
 # Run as a script, this file's folder is on sys.path but the repository root is not.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.databases import fresh_postgres
 
 from modelgrid.audit.keys import AuditKeys
 from modelgrid.audit.record import AuditRecord, build_record
 from modelgrid.audit.store import AuditLog
 from modelgrid.audit.verify import verify_log
-from modelgrid.storage.database import Database, async_url
+from modelgrid.storage.database import Database
 
 
 @dataclass(frozen=True)
@@ -112,29 +107,6 @@ async def measure(url: str, workdir: Path, count: int, batch: int) -> Figures:
         await db.close()
 
 
-@contextlib.asynccontextmanager
-async def fresh_postgres(server: str) -> AsyncIterator[str | None]:
-    """A new PostgreSQL database on ``server``, dropped afterwards; None if unreachable."""
-    admin = make_url(server)
-    name = f"modelgrid_bench_audit_{uuid.uuid4().hex[:8]}"
-    engine = create_async_engine(
-        async_url(admin.render_as_string(hide_password=False)), isolation_level="AUTOCOMMIT"
-    )
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except (OSError, sa.exc.SQLAlchemyError):
-        await engine.dispose()
-        yield None
-        return
-    try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with engine.connect() as conn:
-            await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await engine.dispose()
-
-
 async def run(count: int, batches: list[int], postgres: str) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="modelgrid-audit-"))
     print(f"{count} records per run")
@@ -146,7 +118,7 @@ async def run(count: int, batches: list[int], postgres: str) -> None:
         sqlite = f"sqlite:///{workdir}/audit-{batch}.db"
         _print("SQLite", batch, await measure(sqlite, workdir, count, batch))
     for batch in batches:
-        async with fresh_postgres(postgres) as url:
+        async with fresh_postgres(postgres, "audit") as url:
             if url is None:
                 print(f"PostgreSQL at {postgres} is unreachable: skipped")
                 return

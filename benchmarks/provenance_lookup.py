@@ -18,29 +18,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import random
 import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 # Run as a script, this file's folder is on sys.path but the repository root is not.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.databases import fresh_postgres
 
 from modelgrid.provenance.index import candidates_parameters, candidates_query
 from modelgrid.provenance.lookup import THRESHOLD, Provenance
 from modelgrid.provenance.shingles import shingle_hashes
 from modelgrid.storage.contents import ContentStore, StoredContent
-from modelgrid.storage.database import Database, async_url
+from modelgrid.storage.database import Database
 
 LABEL = "本内容由人工智能生成"
 # The commonest Chinese characters, roughly by frequency: a Zipf draw over them reads (to a
@@ -191,35 +190,12 @@ async def _row(
     )
 
 
-@contextlib.asynccontextmanager
-async def fresh_postgres(server: str) -> AsyncIterator[str | None]:
-    """A new PostgreSQL database on ``server``, dropped afterwards; None if unreachable."""
-    admin = make_url(server)
-    name = f"modelgrid_bench_provenance_{uuid.uuid4().hex[:8]}"
-    engine = create_async_engine(
-        async_url(admin.render_as_string(hide_password=False)), isolation_level="AUTOCOMMIT"
-    )
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except (OSError, sa.exc.SQLAlchemyError):
-        await engine.dispose()
-        yield None
-        return
-    try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with engine.connect() as conn:
-            await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await engine.dispose()
-
-
 async def run(count: int, queries: int, postgres: str) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="modelgrid-provenance-"))
     print(f"{count} stored outputs, {queries} lookups per row, threshold {THRESHOLD}")
     print("SQLite")
     await measure(f"sqlite:///{workdir}/provenance.db", workdir, count, queries)
-    async with fresh_postgres(postgres) as url:
+    async with fresh_postgres(postgres, "provenance") as url:
         if url is None:
             print(f"PostgreSQL at {postgres} is unreachable: skipped")
             return

@@ -1,0 +1,39 @@
+"""A throw-away PostgreSQL database for a benchmark run."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+from modelgrid.storage.database import async_url
+
+
+@contextlib.asynccontextmanager
+async def fresh_postgres(server: str, label: str) -> AsyncIterator[str | None]:
+    """A new PostgreSQL database on ``server``, dropped afterwards; None if unreachable."""
+    admin = make_url(server)
+    name = f"modelgrid_bench_{label}_{uuid.uuid4().hex[:8]}"
+    engine = create_async_engine(
+        async_url(admin.render_as_string(hide_password=False)), isolation_level="AUTOCOMMIT"
+    )
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except (OSError, sa.exc.SQLAlchemyError):
+        await engine.dispose()
+        yield None
+        return
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await engine.dispose()
