@@ -70,3 +70,17 @@ def test_the_s_curve() -> None:
     assert candidate_probability(0.3, 32, 2) == pytest.approx(0.951, abs=1e-3)
     assert candidate_probability(0.4, 32, 2) > 0.99
     assert candidate_probability(0.02, 32, 2) < 0.02
+
+
+def test_many_texts_banded_at_once_as_each_alone() -> None:
+    rng = random.Random(4)
+    hasher = MinHasher()
+    # Sizes either side of a chunk, so that texts are grouped and one is hashed on its own.
+    texts = [shingle_hashes(" ".join(words(rng, rng.randint(0, 400)))) for _ in range(120)]
+    texts.append(shingle_hashes(" ".join(words(rng, 20000))))
+    assert hasher.bands_of_many(texts) == [hasher.bands_of(t) if len(t) else [] for t in texts]
+    assert all(
+        len(b) == hasher.bands
+        for b, t in zip(hasher.bands_of_many(texts), texts, strict=True)
+        if len(t)
+    )

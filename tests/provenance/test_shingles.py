@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 
 import numpy as np
 
-from modelgrid.provenance.shingles import jaccard, normalise, shingle_hashes, tokens
+from modelgrid.provenance.shingles import (
+    jaccard,
+    normalise,
+    shingle_hashes,
+    shingle_hashes_many,
+    tokens,
+)
 
 
 def test_text_is_normalised_and_cut_into_words_and_cjk_characters() -> None:
@@ -53,3 +60,28 @@ def test_jaccard() -> None:
     assert jaccard(a, a) == 1.0
     assert jaccard(a, b) == 2 / 6
     assert jaccard(a, shingle_hashes("")) == 0.0
+
+
+def test_many_texts_shingled_at_once_as_each_alone() -> None:
+    rng = random.Random(3)
+    words = [
+        "the",
+        "quick",
+        "brown",
+        "fox",
+        "jumps",
+        "over",
+        "a",
+        "lazy",
+        "dog",
+        "你",
+        "好",
+        "世",
+        "界",
+    ]
+    texts = [" ".join(rng.choices(words, k=rng.randint(0, 30))) for _ in range(300)]
+    texts += ["", "one", "one two", "!!!"]
+    many = shingle_hashes_many(texts)
+    assert [set(s.tolist()) for s in many] == [set(shingle_hashes(t).tolist()) for t in texts]
+    tiny = shingle_hashes_many(["a", "b"])  # fewer tokens in all than a shingle has
+    assert [s.tolist() for s in tiny] == [shingle_hashes(t).tolist() for t in ("a", "b")]

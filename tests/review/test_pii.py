@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 
 from modelgrid.review.pii import find_pii, id_check_digit, luhn_valid, mask, valid_id_number
@@ -62,3 +65,22 @@ def test_mask_original_text() -> None:
 
 def test_mask_without_spans_is_identity() -> None:
     assert mask("nothing here", []) == "nothing here"
+
+
+def test_full_width_numbers_are_found_and_masked_in_place() -> None:
+    text = "电话：１３８１２３４５６７８，卡号４１１１ １１１１ １１１１ １１１１。"
+    spans = find_pii(text)
+    assert [s.kind for s in spans] == ["phone", "bank_card"]
+    assert mask(text, spans) == "电话：１３８****５６７８，卡号**** **** **** １１１１。"
+
+
+def test_emails_found_from_their_at_sign_as_a_pattern_would() -> None:
+    # What the detector replaced: one pattern tried at every position, left to right.
+    pattern = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+    rng = random.Random(5)
+    alphabet = "ab.-_%+@ 9Z中"
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24)))
+        text += rng.choice(["", ".com", "@x.cn", " a@b.org"])
+        expected = [(m.start(), m.end()) for m in pattern.finditer(text)]
+        assert [(s.start, s.end) for s in find_pii(text) if s.kind == "email"] == expected, text

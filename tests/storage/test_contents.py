@@ -12,12 +12,16 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import sqlalchemy as sa
 
+from modelgrid.provenance.index import content_ref, index_rows
+from modelgrid.provenance.minhash import MinHasher
+from modelgrid.provenance.shingles import shingle_hashes
 from modelgrid.storage.contents import ContentStore, StoredContent
 from modelgrid.storage.database import Database
-from modelgrid.storage.tables import provenance_bands, stored_contents
+from modelgrid.storage.tables import provenance_index, stored_contents
 
 from .test_ledger import _alembic, _schema
 
@@ -89,7 +93,7 @@ async def test_appended_contents_are_found_once_committed_with_their_index(
         assert store.pending == 0
         assert await store.get(b.content_id) == b
         assert await store.get("chatcmpl-missing") is None
-        assert await count(db, provenance_bands) == 2 * store.hasher.bands
+        assert await count(db, provenance_index) == 2 * store.hasher.bands
     finally:
         await store.close()
     assert os.listdir(journal) == []
@@ -106,7 +110,7 @@ async def test_a_content_id_is_stored_once(db: Database, journal: Path) -> None:
         assert await count(db, stored_contents) == 1
         found = await store.get(chat().content_id)
         assert found is not None and found.model == "smollm2-135m-instruct"
-        assert await count(db, provenance_bands) == store.hasher.bands
+        assert await count(db, provenance_index) == store.hasher.bands
     finally:
         await store.close()
 
@@ -114,13 +118,16 @@ async def test_a_content_id_is_stored_once(db: Database, journal: Path) -> None:
 async def test_every_choice_is_indexed_and_empty_ones_are_not(db: Database, journal: Path) -> None:
     store = await started(db, journal)
     try:
-        store.append(chat(choices=("one two three four", "five six seven eight", "", "...")))
+        content = chat(choices=("one two three four", "five six seven eight", "", "..."))
+        store.append(content)
         await store.flush()
+        hasher, ref = store.hasher, content_ref(content.content_id)
+        bands = {k for t in content.choices[:2] for k in hasher.bands_of(shingle_hashes(t))}
         async with db.engine.connect() as conn:
-            choices = (
-                await conn.execute(sa.select(provenance_bands.c.choice).distinct())
-            ).scalars()
-            assert sorted(choices) == [0, 1]
+            rows = (await conn.execute(sa.select(provenance_index))).all()
+            stored_ref = (await conn.execute(sa.select(stored_contents.c.ref))).scalar_one()
+        assert stored_ref == ref and len(bands) == 2 * hasher.bands  # no band in common
+        assert {tuple(r) for r in rows} == {(k, ref) for k in bands}
     finally:
         await store.close()
 
@@ -128,6 +135,9 @@ async def test_every_choice_is_indexed_and_empty_ones_are_not(db: Database, jour
 KILLED = """
 import asyncio, os, signal, sys
 from pathlib import Path
+from modelgrid.provenance.index import content_ref, index_rows
+from modelgrid.provenance.minhash import MinHasher
+from modelgrid.provenance.shingles import shingle_hashes
 from modelgrid.storage.contents import ContentStore, StoredContent
 from modelgrid.storage.database import Database
 
@@ -162,7 +172,7 @@ async def test_contents_of_a_killed_process_are_replayed_once_with_their_index(
         assert store.replayed == 4
         for content in killed:
             assert await store.get(content.content_id) == content
-        assert await count(db, provenance_bands) == 4 * store.hasher.bands
+        assert await count(db, provenance_index) == 4 * store.hasher.bands
     finally:
         await store.close()
     again = await started(db, journal)
@@ -192,7 +202,7 @@ async def test_prune_drops_old_contents_and_their_index(db: Database, journal: P
         assert await store.prune(T0 + timedelta(days=3)) == 3
         assert await store.get("chatcmpl-2") is None and await store.get("chatcmpl-3") is not None
         assert await count(db, stored_contents) == 2
-        assert await count(db, provenance_bands) == 2 * store.hasher.bands
+        assert await count(db, provenance_index) == 2 * store.hasher.bands
         assert await store.prune(T0) == 0
     finally:
         await store.close()
@@ -212,7 +222,7 @@ async def test_times_are_utc_whatever_they_were_given_in(db: Database, journal: 
 async def test_the_migration_matches_the_tables_and_downgrades(db: Database) -> None:
     from modelgrid.storage.tables import review_items
 
-    mine = (stored_contents, provenance_bands, review_items)
+    mine = (stored_contents, provenance_index, review_items)
     async with db.engine.begin() as conn:
         schema = await conn.run_sync(_schema)
         for table in mine:
@@ -225,3 +235,23 @@ async def test_the_migration_matches_the_tables_and_downgrades(db: Database) -> 
         assert not {t.name for t in mine} & set(after) and "audit_leaves" in after
         await conn.run_sync(_alembic, "upgrade", "head")
         assert await conn.run_sync(_schema) == schema
+
+
+async def test_the_narrow_index_migration_indexes_what_was_stored(db: Database) -> None:
+    texts = {"chatcmpl-0": "one two three four five", "chatcmpl-1": "six seven eight nine ten"}
+    async with db.engine.begin() as conn:
+        await conn.run_sync(_alembic, "downgrade", "0009")  # a store as 0009 left it
+        for content_id, text in texts.items():
+            choices = orjson.dumps([text, ""]).decode()
+            row = {"content_id": content_id, "created_at": T0, "model": "m", "request": "{}"}
+            await conn.execute(
+                stored_contents.insert().values(row | {"choices": choices, "aigc": "{}"})
+            )
+        await conn.run_sync(_alembic, "upgrade", "head")
+        rows = {tuple(r) for r in await conn.execute(sa.select(provenance_index))}
+        c = stored_contents.c
+        refs = {r.content_id: r.ref for r in await conn.execute(sa.select(c.content_id, c.ref))}
+    assert refs == {content_id: content_ref(content_id) for content_id in texts}
+    responses = [(content_id, [text, ""], "") for content_id, text in texts.items()]
+    assert rows == set(index_rows(MinHasher(), responses))
+    assert len(rows) == 2 * MinHasher().bands

@@ -1,29 +1,44 @@
 """The LSH index's rows: what ContentStore writes for each stored response, and what a lookup
 reads back.
 
-Each choice of a response is indexed on its own (a response with n choices is n texts), under
-``(band, band_hash) → (content_id, choice)``; the primary key starts with the band and its
-hash, so a lookup is one index probe per band. The explicit label is cut out before indexing:
-every response of a plan carries the same label, which would otherwise make short unrelated
-responses look alike.
+One narrow row per band of a response: ``(band_key, ref)``, both 64-bit integers, the primary
+key and all the table holds (SQLite keeps it ``WITHOUT ROWID``, so the row is the key), where
+``band_key`` is a band's hash (its number included) and ``ref`` the response's, also stored on
+its ``stored_contents`` row. A lookup is one probe per band. The first layout, a row of band,
+hash, content id and choice with a second index for retention, cost four times as much to
+write (docs/benchmarks.md); retention now recomputes a response's band keys from its stored
+choices and deletes those rows by their key.
+
+Each choice of a response is indexed (a response with n choices is n texts); a band two of
+them share is one row. The explicit label is cut out before indexing: every response of a
+plan carries the same label, which would otherwise make short unrelated responses look alike.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
-from ..storage.tables import provenance_bands, stored_contents
+from ..storage.tables import provenance_index, stored_contents
 from .minhash import MinHasher
-from .shingles import Hashes, shingle_hashes
+from .shingles import Hashes, shingle_hashes, shingle_hashes_many
 
-BAND_COLUMNS = ("band", "band_hash", "content_id", "choice")
+INDEX_COLUMNS = ("band_key", "ref")
 # insert_new's ON CONFLICT target: the primary key, so a replayed response adds nothing.
-BAND_KEY = ", ".join(BAND_COLUMNS)
+INDEX_KEY = ", ".join(INDEX_COLUMNS)
 
-BandRow = tuple[int, int, str, int]
+IndexRow = tuple[int, int]
+
+
+def content_ref(content_id: str) -> int:
+    """A response's 63-bit reference: its content id hashed. Two ids sharing one (about one
+    chance in 10**9 among 10**5 million responses) only make each a candidate for the other's
+    lookups, where the exact comparison tells them apart."""
+    digest = hashlib.blake2b(content_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
 
 
 def indexed_text(choice: str, label: str) -> str:
@@ -35,14 +50,21 @@ def choice_shingles(choices: Sequence[str], label: str) -> list[Hashes]:
     return [shingle_hashes(indexed_text(choice, label)) for choice in choices]
 
 
-def band_rows(
-    hasher: MinHasher, content_id: str, choices: Sequence[str], label: str
-) -> list[BandRow]:
-    """Every band of every choice; none for a choice without any words."""
-    rows: list[BandRow] = []
-    for number, shingles in enumerate(choice_shingles(choices, label)):
-        for band, value in enumerate(hasher.bands_of(shingles)):
-            rows.append((band, value, content_id, number))
+def index_rows(
+    hasher: MinHasher, responses: Sequence[tuple[str, Sequence[str], str]]
+) -> list[IndexRow]:
+    """The rows of responses given as ``(content_id, choices, label)``; none for a choice
+    without any words. All their choices are hashed at once."""
+    texts = [indexed_text(c, label) for _, choices, label in responses for c in choices]
+    keys = hasher.bands_of_many(shingle_hashes_many(texts))
+    rows: list[IndexRow] = []
+    at = 0
+    for content_id, choices, _ in responses:
+        ref, mine = content_ref(content_id), keys[at : at + len(choices)]
+        at += len(choices)
+        # A band two choices share is one row.
+        distinct = mine[0] if len(mine) == 1 else dict.fromkeys(k for c in mine for k in c)
+        rows += ((key, ref) for key in distinct)
     return rows
 
 
@@ -51,34 +73,28 @@ def candidates_query(bands: int, by_org: bool) -> sa.Select[tuple[Any, ...]]:
     ranking them needs (their choices and label) and what a match reports.
 
     Parameters: ``hash_0`` … (the query's band hashes), ``cap`` (how many candidates) and,
-    ``by_org``, ``org_id``. Built once per lookup object: an expression of 64 comparisons
-    costs more to build than the query takes to run.
+    ``by_org``, ``org_id``. Built once per lookup object.
 
     The band count orders candidates by how likely they are to be close (about
     bands × similarity**rows of them match), so the cap drops the least likely first when a
     common phrase makes many responses share a band."""
-    b, s = provenance_bands.c, stored_contents.c
-    probe = sa.or_(
-        *(
-            sa.and_(b.band == i, b.band_hash == sa.bindparam(f"hash_{i}", type_=sa.BigInteger()))
-            for i in range(bands)
-        )
-    )
+    ix, s = provenance_index.c, stored_contents.c
+    keys = [sa.bindparam(f"hash_{i}", type_=sa.BigInteger()) for i in range(bands)]
     # Grouped in a subquery, which the planners keep whole: the bands drive the query, and
-    # the responses are then read by primary key, never all of an organisation's by org_id.
+    # the responses are then read by their ref, never all of an organisation's by org_id.
     matched = (
-        sa.select(b.content_id, sa.func.count().label("hits"))
-        .where(probe)
-        .group_by(b.content_id)
+        sa.select(ix.ref, sa.func.count().label("hits"))
+        .where(ix.band_key.in_(keys))
+        .group_by(ix.ref)
         .subquery("matched")
     )
     m = matched.c
     query = sa.select(s.content_id, s.created_at, s.model, s.choices, s.label, m.hits).join(
-        stored_contents, s.content_id == m.content_id
+        stored_contents, s.ref == m.ref
     )
     if by_org:
         query = query.where(s.org_id == sa.bindparam("org_id", type_=sa.String()))
-    return query.order_by(m.hits.desc(), m.content_id).limit(
+    return query.order_by(m.hits.desc(), s.content_id).limit(
         sa.bindparam("cap", type_=sa.Integer())
     )
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -54,14 +56,46 @@ def mix(values: Hashes) -> Hashes:
 
 
 def token_hashes(words: list[str]) -> Hashes:
-    digests = b"".join(hashlib.blake2b(w.encode(), digest_size=8).digest() for w in words)
-    return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
+    return np.fromiter(map(_token_hash, words), dtype=np.uint64, count=len(words))
+
+
+@lru_cache(maxsize=1 << 16)
+def _token_hash(word: str) -> int:
+    """A word's stable hash; the common ones, most of any text, come from the cache."""
+    return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
 
 
 def shingle_hashes(text: str, size: int = SHINGLE_SIZE) -> Hashes:
     """The sorted, distinct hashes of the text's shingles; a text shorter than one shingle is
     one shingle of all its tokens, and a text without tokens has none."""
-    hashed = token_hashes(tokens(text))
+    return np.unique(shingles_of(token_hashes(tokens(text)), size))
+
+
+def shingle_hashes_many(texts: Sequence[str], size: int = SHINGLE_SIZE) -> list[Hashes]:
+    """Each text's shingle hashes, not sorted nor made distinct (MinHash needs neither),
+    computed for all the texts at once: numpy's fixed cost per operation is paid once, not
+    once per text."""
+    words = [tokens(text) for text in texts]
+    counts = np.fromiter(map(len, words), dtype=np.intp, count=len(words))
+    hashed = token_hashes([word for text in words for word in text])
+    starts = np.zeros(len(words) + 1, dtype=np.intp)
+    np.cumsum(counts, out=starts[1:])
+    if len(hashed) < size:
+        return [shingles_of(hashed[starts[i] : starts[i + 1]], size) for i in range(len(words))]
+    # Every run of ``size`` tokens in the joined texts; a text's own runs are contiguous.
+    combined = shingles_of(hashed, size)
+    found = []
+    for i, count in enumerate(counts.tolist()):
+        start = int(starts[i])
+        if count >= size:
+            found.append(combined[start : start + count - size + 1])
+        else:  # shorter than one shingle, or empty
+            found.append(shingles_of(hashed[start : start + count], size))
+    return found
+
+
+def shingles_of(hashed: Hashes, size: int = SHINGLE_SIZE) -> Hashes:
+    """The shingle hashes of one text's token hashes, in order (repeats kept)."""
     n = len(hashed)
     if n == 0:
         return np.empty(0, dtype=np.uint64)
@@ -72,7 +106,8 @@ def shingle_hashes(text: str, size: int = SHINGLE_SIZE) -> Hashes:
     combined = hashed[:count].copy()
     for offset in range(1, width):
         combined = combined * _COMBINE + hashed[offset : offset + count]
-    return np.unique(mix(combined))
+    mixed: Hashes = mix(combined)
+    return mixed
 
 
 def jaccard(a: Hashes, b: Hashes) -> float:

@@ -23,10 +23,13 @@ numbers the PII detectors and ordinary text rely on.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
+import numpy.typing as npt
 from hanziconv import HanziConv
 
 # Lower-case only: case folding runs first, so upper-case look-alikes arrive here folded.
@@ -122,22 +125,86 @@ def normalise_term(term: str) -> str:
 
 def fold(text: str) -> str:
     """``normalise(text).text`` without the position map, at C speed: the normaliser maps each
-    character on its own, so over the Basic Multilingual Plane it is one ``str.translate``
-    table. Review folds every text this way and pays for the map only when a term is found.
-    (A list indexed by code point translates about twice as fast as a dict, and ASCII text
-    at hundreds of MB/s.)"""
-    if not text.isascii() and max(text) > "\uffff":  # emoji, rare ideographs: the slow way
-        return normalise(text).text
-    return text.translate(_bmp_table())
+    character on its own, so folding is a table look-up per character. Review folds every
+    text this way and pays for the map only when a term is found.
+
+    Three ways, by what the text holds, each measured (docs/benchmarks.md): ASCII through one
+    ``bytes.translate`` (lower case, separators deleted); a long text of the Basic
+    Multilingual Plane through numpy, its UTF-16 code units indexing a code point table;
+    anything else (short texts, where numpy's fixed cost dominates, and characters outside the
+    plane or that expand to several) with ASCII done on the bytes and each run of other
+    characters looked up in the table."""
+    if text.isascii():
+        return text.encode().translate(_ASCII_CASE, _ASCII_SEPARATORS).decode()
+    if len(text) >= _NUMPY_FROM:
+        units = text.encode("utf-16-le", "surrogatepass")
+        if len(units) == 2 * len(text):  # nothing beyond the plane: one unit per character
+            tables = _tables()
+            points = np.frombuffer(units, dtype=np.uint16)
+            out = tables.single[points]
+            if not (out == _SEVERAL).any():
+                folded: str = out[out != 0].tobytes().decode("utf-32-le")
+                return folded
+    raw = text.encode("utf-8", "surrogatepass").translate(_ASCII_CASE, _ASCII_SEPARATORS)
+    return _OTHER_RUN.sub(_fold_run, raw.decode("utf-8", "surrogatepass"))
+
+
+# ASCII folds onto itself: upper case to lower, everything but letters and digits dropped
+# (all of it is space, control, punctuation or symbol). Bytes from 0x80 up, the rest of a
+# UTF-8 sequence, pass unchanged.
+_ASCII_CASE = bytes(c + 32 if 0x41 <= c <= 0x5A else c for c in range(256))
+_ASCII_SEPARATORS = bytes(c for c in range(128) if not chr(c).isalnum())
+_OTHER_RUN = re.compile("([\u0080-\uffff]+)|([\U00010000-\U0010ffff])")
+_NUMPY_FROM = 256  # characters; below it the per-run path is faster
+_SEVERAL = np.uint32(0xFFFFFFFF)
+
+
+def _fold_run(found: re.Match[str]) -> str:
+    run = found.group(1)
+    return run.translate(_tables().bmp) if run is not None else normalise_char(found.group(2))
+
+
+def prepare() -> None:
+    """Builds the folding tables (about a tenth of a second): the review's loader calls it off
+    the event loop, so that no request pays for it."""
+    _tables()
+
+
+def folded_lengths(text: str) -> bytes:
+    """How many characters each character of ``text`` folds into, a byte each: where a
+    stream's carry-over starts, found without folding the stream again."""
+    lengths = text.translate(_tables().lengths)
+    if lengths.isascii():  # characters beyond the plane are left as they were
+        return lengths.encode("ascii")
+    return bytes(len(normalise_char(c)) for c in text)
+
+
+@dataclass(frozen=True, slots=True)
+class _Tables:
+    bmp: list[str | None]  # what each code point of the plane becomes (None: dropped)
+    lengths: list[str]  # how many characters that is, as the character of that code
+    # The one code point each becomes: 0 when dropped, _SEVERAL when it becomes several
+    # (ligatures, ß) or is a lone surrogate.
+    single: npt.NDArray[np.uint32]
 
 
 @lru_cache(maxsize=1)
-def _bmp_table() -> list[str | None]:
+def _tables() -> _Tables:
     """Built once, in about a tenth of a second; the review's loader warms it off the loop."""
-    table: list[str | None] = []
+    bmp: list[str | None] = []
+    lengths: list[str] = []
+    single = np.zeros(0x10000, dtype=np.uint32)
     for point in range(0x10000):
         if 0xD800 <= point <= 0xDFFF:  # surrogates never stand alone in a str
-            table.append(None)
+            bmp.append(None)
+            lengths.append("\0")
+            single[point] = _SEVERAL  # and so never take the numpy path
             continue
-        table.append(normalise_char(chr(point)) or None)
-    return table
+        folded = normalise_char(chr(point)) or None
+        bmp.append(folded)
+        lengths.append(chr(len(folded or "")))
+        if folded is not None and len(folded) == 1:
+            single[point] = ord(folded)
+        elif folded is not None:
+            single[point] = _SEVERAL
+    return _Tables(bmp, lengths, single)

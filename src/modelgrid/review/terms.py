@@ -15,13 +15,22 @@ boundaries (judged on the original neighbours, normalised), so "ass" does not ma
 from __future__ import annotations
 
 import csv
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import accumulate, islice
 from pathlib import Path
 
 import ahocorasick_rs
 
-from modelgrid.review.normalise import fold, normalise, normalise_char, normalise_term
+from modelgrid.review.normalise import (
+    fold,
+    folded_lengths,
+    normalise,
+    normalise_char,
+    normalise_term,
+    prepare,
+)
 from modelgrid.review.taxonomy import is_risk_code
 
 Progress = Callable[[int, int], None]
@@ -91,7 +100,7 @@ class TermMatcher:
         self._keys = list(by_key)
         self._tagged = [tuple(by_key[key]) for key in self._keys]
         self._automaton = ahocorasick_rs.AhoCorasick(self._keys) if self._keys else None
-        fold("")  # builds the folding table here, where loading already takes its time
+        prepare()  # here, where loading already takes its time
         self.size = len(by_key)
         # Longest normalised term: how much text a stream must carry over between chunks.
         self.max_len = max((len(k) for k in by_key), default=0)
@@ -100,18 +109,23 @@ class TermMatcher:
     def from_file(cls, path: str | Path, progress: Progress | None = None) -> TermMatcher:
         return cls(load_terms(path), progress)
 
-    def find(self, text: str) -> list[Hit]:
-        return self._scan(text, prev="", final=True)[0]
+    def find(self, text: str, folded: str | None = None) -> list[Hit]:
+        """``folded`` is ``fold(text)``, for a caller that has it already."""
+        return self._scan(text, prev="", final=True, folded=folded)[0]
 
-    def _scan(self, text: str, prev: str, final: bool) -> tuple[list[Hit], bool]:
+    def _scan(
+        self, text: str, prev: str, final: bool, folded: str | None = None
+    ) -> tuple[list[Hit], bool]:
         """Hits in text; the flag says a hit at the very end awaits its right boundary.
 
         prev is the original character before text (for the left word boundary).
         """
         hits: list[Hit] = []
         deferred = False
+        if self._automaton is None:
+            return hits, deferred
         # Most text holds no term: find that out at C speed, and map positions only if not.
-        if self._automaton is None or not self._automaton.find_matches_as_indexes(fold(text)):
+        if not self._automaton.find_matches_as_indexes(fold(text) if folded is None else folded):
             return hits, deferred
         norm = normalise(text)
         found = self._automaton.find_matches_as_indexes(norm.text, overlapping=True)
@@ -140,12 +154,19 @@ class StreamScanner:
     def __init__(self, matcher: TermMatcher) -> None:
         self._matcher = matcher
         self._buf = ""  # carry-over plus the newest chunk, original text
+        # _ends[i]: the folded length of the stream up to _buf[i], so that the carry-over's
+        # start is a bisection, not a walk back through the text a character at a time.
+        self._ends = [0]
+        self._folded = ""  # fold(_buf), kept as chunks arrive: each is folded once
         self._base = 0  # stream offset of _buf[0]
         self._prev = ""  # original character just before _buf
         self._seen: set[tuple[int, int, str]] = set()
 
     def feed(self, chunk: str) -> list[Hit]:
         self._buf += chunk
+        self._folded += fold(chunk)
+        ends = accumulate(folded_lengths(chunk), initial=self._ends[-1])
+        self._ends.extend(islice(ends, 1, None))
         return self._report(final=False)
 
     @property
@@ -156,11 +177,12 @@ class StreamScanner:
     def finish(self) -> list[Hit]:
         """Call at end of stream: settles hits that waited for a right word boundary."""
         hits = self._report(final=True)
-        self._buf = ""
+        self._buf = self._folded = ""
+        self._ends = [self._ends[-1]]
         return hits
 
     def _report(self, final: bool) -> list[Hit]:
-        local, _ = self._matcher._scan(self._buf, self._prev, final)
+        local, _ = self._matcher._scan(self._buf, self._prev, final, self._folded)
         fresh: list[Hit] = []
         for h in local:
             hit = Hit(h.term, h.risk, h.start + self._base, h.end + self._base, h.matched)
@@ -172,20 +194,18 @@ class StreamScanner:
         return fresh
 
     def _trim(self) -> None:
-        # Keep the last max_len normalised characters: any hit still to come that reaches
-        # back into old text starts within them. Deferred hits are shorter, so stay too.
-        # Walked back from the end, a character at a time: each chunk costs the carry's
-        # length, not a normalisation of the whole buffer.
-        buf, wanted = self._buf, self._matcher.max_len
-        cut, kept = len(buf), 0
-        while cut > 0 and kept < wanted:
-            cut -= 1
-            kept += len(normalise_char(buf[cut]))
-        while cut < len(buf) and not normalise_char(buf[cut]):
+        # Keep the shortest tail that folds into max_len characters: any hit still to come
+        # that reaches back into old text starts within it. Deferred hits are shorter, so
+        # stay too.
+        ends, size = self._ends, len(self._buf)
+        cut = max(0, bisect_right(ends, ends[-1] - self._matcher.max_len) - 1)
+        while cut < size and ends[cut + 1] == ends[cut]:
             cut += 1  # separators before the carry's first letter belong to no hit
         if cut > 0:
             self._prev = self._buf[cut - 1]
             self._buf = self._buf[cut:]
+            self._folded = self._folded[ends[cut] - ends[0] :]
+            del ends[:cut]
             self._base += cut
-            # Hits found again can only start inside the carry; older keys can go.
-            self._seen = {k for k in self._seen if k[0] >= self._base}
+            if self._seen:  # hits found again can only start inside the carry
+                self._seen = {k for k in self._seen if k[0] >= self._base}

@@ -24,12 +24,12 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from ..provenance.index import BAND_COLUMNS, BAND_KEY, BandRow, band_rows
+from ..provenance.index import INDEX_COLUMNS, INDEX_KEY, IndexRow, content_ref, index_rows
 from ..provenance.minhash import MinHasher
 from .database import Database
 from .journal import Journal
 from .journaled import Journaled
-from .tables import provenance_bands, stored_contents
+from .tables import provenance_index, stored_contents
 
 log = logging.getLogger("modelgrid.contents")
 
@@ -43,6 +43,7 @@ _COLUMNS = (
     "choices",
     "aigc",
     "label",
+    "ref",
 )
 _PRUNE_CHUNK = 1000  # responses per delete: retention never holds a long lock
 
@@ -110,41 +111,44 @@ class ContentStore(Journaled[StoredContent]):
     async def prune(self, older_than: datetime) -> int:
         """Drop responses stored before ``older_than``, with their index; how many went."""
         c, removed = stored_contents.c, 0
+        ix = provenance_index.c
+        drop = provenance_index.delete().where(
+            ix.band_key == sa.bindparam("k"), ix.ref == sa.bindparam("r")
+        )
         while True:
             async with self._db.engine.begin() as conn:
-                ids = list(
-                    (
-                        await conn.execute(
-                            sa.select(c.content_id)
-                            .where(c.created_at < as_utc(older_than))
-                            .limit(_PRUNE_CHUNK)
-                        )
-                    ).scalars()
-                )
-                if not ids:
+                old = (
+                    await conn.execute(
+                        sa.select(c.content_id, c.choices, c.label)
+                        .where(c.created_at < as_utc(older_than))
+                        .limit(_PRUNE_CHUNK)
+                    )
+                ).all()
+                if not old:
                     return removed
-                bands = provenance_bands.c
-                await conn.execute(provenance_bands.delete().where(bands.content_id.in_(ids)))
+                # The index rows are found again from the choices: no second index to keep.
+                responses = [(r.content_id, orjson.loads(r.choices), r.label) for r in old]
+                rows = await asyncio.to_thread(index_rows, self.hasher, responses)
+                if rows:
+                    await conn.execute(drop, [{"k": key, "r": ref} for key, ref in rows])
+                ids = [r.content_id for r in old]
                 await conn.execute(stored_contents.delete().where(c.content_id.in_(ids)))
-            removed += len(ids)
+            removed += len(old)
 
     async def _insert(self, batch: list[StoredContent]) -> None:
-        # MinHash is CPU work (about 0.1 ms a response): in a thread, so a large batch does
-        # not stall the event loop that streams responses.
-        rows, bands = await asyncio.to_thread(self._rows, batch)
+        # MinHash is CPU work: in a thread, so a large batch does not stall the event loop
+        # that streams responses.
+        rows, index = await asyncio.to_thread(self._rows, batch)
         async with self._db.engine.begin() as conn:
             await self._db.insert_new(conn, stored_contents, _COLUMNS, rows, unique="content_id")
-            if bands:
+            if index:
                 await self._db.insert_new(
-                    conn, provenance_bands, BAND_COLUMNS, bands, unique=BAND_KEY
+                    conn, provenance_index, INDEX_COLUMNS, index, unique=INDEX_KEY
                 )
 
-    def _rows(self, batch: list[StoredContent]) -> tuple[list[tuple[Any, ...]], list[BandRow]]:
-        rows, bands = [], []
-        for content in batch:
-            rows.append(_row(content))
-            bands += band_rows(self.hasher, content.content_id, content.choices, content.label)
-        return rows, bands
+    def _rows(self, batch: list[StoredContent]) -> tuple[list[tuple[Any, ...]], list[IndexRow]]:
+        responses = [(c.content_id, c.choices, c.label) for c in batch]
+        return [_row(content) for content in batch], index_rows(self.hasher, responses)
 
 
 def as_utc(value: datetime) -> datetime:
@@ -170,6 +174,7 @@ def _row(content: StoredContent) -> tuple[Any, ...]:
         orjson.dumps(content.choices).decode(),
         orjson.dumps(content.aigc).decode(),
         content.label,
+        content_ref(content.content_id),
     )
 
 

@@ -210,19 +210,21 @@ stored_contents = sa.Table(
     sa.Column("choices", sa.Text(), nullable=False),  # JSON: each choice's text as served
     sa.Column("aigc", sa.Text(), nullable=False),  # JSON: the implicit label, GB 45438 Appendix E
     sa.Column("label", sa.Text(), nullable=False, server_default=""),  # the explicit label
+    # The content id's 63-bit hash, which the provenance index names it by (provenance/index.py).
+    sa.Column("ref", sa.BigInteger(), nullable=False),
     sa.Index("ix_stored_contents_created_at", "created_at"),
     sa.Index("ix_stored_contents_org_id_created_at", "org_id", "created_at"),
+    sa.Index("ix_stored_contents_ref", "ref"),
 )
 
-# The provenance index: LSH bands of each stored choice's MinHash signature (provenance/).
-provenance_bands = sa.Table(
-    "provenance_bands",
+# The provenance index: LSH bands of each stored choice's MinHash signature (provenance/),
+# one narrow row per band of a response, the row its own key.
+provenance_index = sa.Table(
+    "provenance_index",
     metadata,
-    sa.Column("band", sa.SmallInteger(), primary_key=True, autoincrement=False),
-    sa.Column("band_hash", sa.BigInteger(), primary_key=True, autoincrement=False),
-    sa.Column("content_id", sa.String(160), primary_key=True),
-    sa.Column("choice", sa.SmallInteger(), primary_key=True, autoincrement=False),
-    sa.Index("ix_provenance_bands_content_id", "content_id"),  # for retention
+    sa.Column("band_key", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("ref", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sqlite_with_rowid=False,
 )
 
 # The human review queue: what the safety review flagged, and what a reviewer decided.

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from modelgrid.review.normalise import fold, normalise
+
+
+def sample(rng: random.Random, length: int, planes: list[tuple[int, int]]) -> str:
+    return "".join(chr(rng.randint(*rng.choice(planes))) for _ in range(length))
+
+
+ASCII = [(0, 127)]
+BMP = [(0, 127), (0x80, 0x2FF), (0x3000, 0x30FF), (0x4E00, 0x9FFF), (0xFF00, 0xFFEF)]
+EVERYTHING = [*BMP, (0x80, 0xD7FF), (0xE000, 0xFFFF), (0x10000, 0x10FFFF), (0x1D400, 0x1D7FF)]
+
+
+@pytest.mark.parametrize(
+    ("planes", "lengths"),
+    [
+        (ASCII, (0, 300)),  # bytes.translate
+        (BMP, (0, 200)),  # short: per run of non-ASCII characters
+        (BMP, (256, 1200)),  # long: numpy
+        (EVERYTHING, (0, 1200)),  # beyond the plane, expansions (ligatures, ß): per run
+    ],
+)
+def test_fold_is_the_normalised_text(
+    planes: list[tuple[int, int]], lengths: tuple[int, int]
+) -> None:
+    rng = random.Random(11)
+    for _ in range(300):
+        text = sample(rng, rng.randint(*lengths), planes)
+        assert fold(text) == normalise(text).text
+
+
+def test_fold_on_known_evasions() -> None:
+    assert fold("Ｂａｄ Ｗｏｒｄ") == "badword"
+    assert fold("b.a-d w_o r\u200bd") == "badword"
+    assert fold("洗錢" * 200) == "洗钱" * 200  # long enough for the numpy path
+    assert fold("ﬁne Straße " * 40) == "finestrasse" * 40  # expansions leave that path
+    assert fold("𝐛𝐚𝐝 🙂 word") == "badword"  # beyond the plane: bold letters fold, emoji go
