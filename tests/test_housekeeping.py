@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from modelgrid.housekeeping import Housekeeping
+from modelgrid.storage.contents import ContentStore, StoredContent
 from modelgrid.storage.database import Database
 from modelgrid.storage.ledger import Ledger
 
@@ -82,3 +83,30 @@ async def test_start_rolls_up_at_once_and_close_stops_it(db: Database, tmp_path:
         await keeper.close()
     assert await raw_ids(db) == {e.request_id for e in entries}  # retention 0: all kept
     await keeper.close()  # twice is harmless
+
+
+async def test_stored_conversations_past_their_retention_are_pruned_daily(
+    db: Database, tmp_path: Path
+) -> None:
+    store = ContentStore(db, tmp_path / "journal", flush_interval=3600)
+    await store.start()
+    try:
+        for i, age in enumerate([40, 20, 0]):
+            content = StoredContent(
+                f"chatcmpl-{i}", NOW - age * DAY, "org", "key", "m", [], None, (f"text {i}",), {}
+            )
+            store.append(content)
+        await store.flush()
+        clock = [NOW]
+        keeper = Housekeeping(
+            db, 90, {}, clock=lambda: clock[0], contents=store, content_retention_days=30
+        )
+        await keeper.run_once()
+        assert await store.get("chatcmpl-0") is None
+        assert await store.get("chatcmpl-1") is not None and await store.get("chatcmpl-2")
+        forever = Housekeeping(db, 90, {}, contents=store, content_retention_days=0)
+        clock[0] = NOW + 100 * DAY
+        await forever.run_once()
+        assert await store.get("chatcmpl-1") is not None
+    finally:
+        await store.close()

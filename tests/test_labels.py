@@ -37,6 +37,15 @@ def test_unlabelled_output_needs_the_users_duty_and_six_months_of_logs(tmp_path:
         load_settings(config, env={})
     config.write_text(config.read_text() + "retention_days = 183\n")
     assert load_settings(config, env={}).plans["b2b"].label_position == "none"
+    # Its stored conversations too: kept for ever (0) or at least six months.
+    plan = config.read_text()
+    for days, ok in ((30, False), (0, True), (365, True)):
+        config.write_text(f"content_retention_days = {days}\n{plan}")
+        if ok:
+            assert load_settings(config, env={}).content_retention_days == days
+        else:
+            with pytest.raises(SettingsError, match="conversations kept at least six months"):
+                load_settings(config, env={})
 
 
 def test_label_positions() -> None:

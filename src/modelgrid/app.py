@@ -144,6 +144,8 @@ def create_app(settings: Settings) -> Starlette:
             db,
             settings.ledger_retention_days,
             lambda: {name: plan.retention_days for name, plan in admission.plans.items()},
+            contents=contents,
+            content_retention_days=settings.content_retention_days,
         )
         housekeeping.start()  # hourly roll-ups and daily pruning, safe on every replica
         await overrides.start()  # plans and prices set through the admin API

@@ -1,5 +1,5 @@
 """The ledger's housekeeping, in the background of every server: roll up the hour just ended,
-and once a day prune raw entries past their retention.
+and once a day prune raw entries, and stored conversations, past their retention.
 
 It rolls up at start-up, then a little after each hour boundary (so that entries settled in
 the hour's last moments, and flushed up to a flush interval later, are in). Every replica runs
@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
+from .storage.contents import ContentStore
 from .storage.database import Database
 from .storage.rollups import prune, roll_up
 from .storage.usage import HOUR, floor_hour
@@ -37,6 +38,8 @@ class Housekeeping:
         clock: Callable[[], datetime] = utc_now,
         delay: float = 30.0,  # seconds after each hour boundary
         prune_every: timedelta = timedelta(days=1),
+        contents: ContentStore | None = None,
+        content_retention_days: int = 0,  # 0: stored conversations are kept for ever
     ) -> None:
         self._db = db
         self._retention_days = retention_days
@@ -47,6 +50,8 @@ class Housekeeping:
         self._clock = clock
         self._delay = delay
         self._prune_every = prune_every
+        self._contents = contents
+        self._content_days = content_retention_days
         self._pruned_at: datetime | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -79,6 +84,15 @@ class Housekeeping:
                 log.info("ledger pruned", extra={"entries": deleted})
         except Exception:
             log.exception("ledger pruning failed; retrying next hour")
+            return
+        if self._contents is None or self._content_days == 0:
+            return
+        try:
+            removed = await self._contents.prune(now - timedelta(days=self._content_days))
+            if removed:
+                log.info("stored conversations pruned", extra={"responses": removed})
+        except Exception:
+            log.exception("pruning stored conversations failed; retrying tomorrow")
 
     def seconds_to_next_round(self) -> float:
         now = self._clock()

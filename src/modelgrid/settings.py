@@ -165,6 +165,9 @@ class Settings(BaseModel):
     # Days raw ledger entries are kept once rolled up into hourly sums (which are kept for
     # ever, so usage, quotas and statements stay whole); 0: keep raw entries for ever.
     ledger_retention_days: int = Field(90, ge=0)
+    # Days stored conversations (for export and provenance look-ups) are kept; 0: for ever.
+    # Six months by default, what the log rules ask of plans that drop the explicit label.
+    content_retention_days: int = Field(SIX_MONTHS_DAYS, ge=0)
     # The off-peak window, UTC "HH:MM" to "HH:MM" (it may wrap midnight; DeepSeek's was 16:30
     # to 00:30), in which models with an off_peak_discount cost less. Empty: none.
     off_peak_start: str = Field("", pattern=r"^$|^([01][0-9]|2[0-3]):[0-5][0-9]$")
@@ -220,6 +223,11 @@ class Settings(BaseModel):
                 raise ValueError(
                     f"plans.{name}: unlabelled output needs its logs kept at least six months: "
                     f"set retention_days = {SIX_MONTHS_DAYS} or more"
+                )
+            if 0 < self.content_retention_days < SIX_MONTHS_DAYS:
+                raise ValueError(
+                    f"plans.{name}: unlabelled output needs its conversations kept at least "
+                    f"six months: set content_retention_days = {SIX_MONTHS_DAYS} or more (or 0)"
                 )
         return self
 
