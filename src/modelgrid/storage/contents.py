@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..provenance.index import INDEX_COLUMNS, INDEX_KEY, IndexRow, content_ref, index_rows
 from ..provenance.minhash import MinHasher
@@ -140,11 +141,16 @@ class ContentStore(Journaled[StoredContent]):
         # that streams responses.
         rows, index = await asyncio.to_thread(self._rows, batch)
         async with self._db.engine.begin() as conn:
-            await self._db.insert_new(conn, stored_contents, _COLUMNS, rows, unique="content_id")
-            if index:
-                await self._db.insert_new(
-                    conn, provenance_index, INDEX_COLUMNS, index, unique=INDEX_KEY
-                )
+            await self._insert_rows(conn, rows, index)
+
+    async def _insert_rows(
+        self, conn: AsyncConnection, rows: list[tuple[Any, ...]], index: list[IndexRow]
+    ) -> None:
+        await self._db.insert_new(conn, stored_contents, _COLUMNS, rows, unique="content_id")
+        if index:
+            await self._db.insert_new(
+                conn, provenance_index, INDEX_COLUMNS, index, unique=INDEX_KEY
+            )
 
     def _rows(self, batch: list[StoredContent]) -> tuple[list[tuple[Any, ...]], list[IndexRow]]:
         responses = [(c.content_id, c.choices, c.label) for c in batch]
