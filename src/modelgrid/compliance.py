@@ -15,7 +15,6 @@ from .audit.keys import AuditKeys
 from .audit.record import ActionName, build_record, from_review, prompt_text
 from .audit.store import AuditLog
 from .errors import UpstreamError
-from .review.config import DEFAULT_REFUSAL
 from .review.policy import StagePolicies
 from .review.reviewer import Reviewer
 from .review.screen import ALLOWED, OutputFilter, Screened, combined, reasons_json, screen
@@ -64,10 +63,11 @@ class Compliance:
         self.contents = contents
         self.queue = queue
 
-    def screening(self, plan: PlanSettings | None, model: ModelSettings) -> Screening:
-        policy = None if plan is None else plan.review_policy
-        refusal = DEFAULT_REFUSAL if plan is None else plan.refusal_text
-        return Screening(self.reviewer.policies(policy, model.review_policy), refusal)
+    def screening(self, plan: PlanSettings, model: ModelSettings) -> Screening:
+        """The plan's policy with the model's (the gateway gives the operator's own keys the
+        default plan's)."""
+        policies = self.reviewer.policies(plan.review_policy, model.review_policy)
+        return Screening(policies, plan.refusal_text)
 
     async def review_prompt(
         self, screening: Screening, texts: Sequence[str], messages: list[dict[str, str]]
