@@ -140,7 +140,7 @@ class AuditLog(Journaled[AuditRecord]):
         return None if found is None else str(found)
 
     async def _commit(self, batch: list[AuditRecord]) -> None:
-        async with self._db.engine.begin() as conn:
+        async with self._db.begin_write() as conn:
             await self._lock_writers(conn)
             newest = await _newest(conn)
             size, signed = (0, EMPTY_ROOT) if newest is None else (newest.tree_size, newest.root)

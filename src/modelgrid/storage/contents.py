@@ -117,7 +117,7 @@ class ContentStore(Journaled[StoredContent]):
             ix.band_key == sa.bindparam("k"), ix.ref == sa.bindparam("r")
         )
         while True:
-            async with self._db.engine.begin() as conn:
+            async with self._db.begin_write() as conn:
                 old = (
                     await conn.execute(
                         sa.select(c.content_id, c.choices, c.label)
@@ -140,7 +140,7 @@ class ContentStore(Journaled[StoredContent]):
         # MinHash is CPU work: in a thread, so a large batch does not stall the event loop
         # that streams responses.
         rows, index = await asyncio.to_thread(self._rows, batch)
-        async with self._db.engine.begin() as conn:
+        async with self._db.begin_write() as conn:
             await self._insert_rows(conn, rows, index)
 
     async def _insert_rows(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(async_url(url), pool_pre_ping=True)
         if self.is_sqlite:
             sa.event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self._writer = asyncio.Lock()
 
     async def migrate(self) -> None:
         async with self.engine.begin() as conn:
@@ -48,6 +51,19 @@ class Database:
     async def close(self) -> None:
         await self.engine.dispose()
 
+    @contextlib.asynccontextmanager
+    async def begin_write(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction that writes. SQLite has one writer at a time: this process's batched
+        writers (ledger, audit log, stored conversations, review queue) take turns here, not
+        in SQLite's busy handler, which sleeps up to 100 ms between tries. Under load they
+        had each waited over a second for one another (docs/benchmarks.md)."""
+        if not self.is_sqlite:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._writer, self.engine.begin() as conn:
+            yield conn
+
     async def insert_new(
         self,
         conn: AsyncConnection,
@@ -56,24 +72,37 @@ class Database:
         rows: Sequence[Sequence[Any]],
         unique: str | None = None,
     ) -> None:
-        """Insert ``rows`` (tuples in ``columns``' order) straight through the driver's
-        executemany; with ``unique``, skipping any whose ``unique`` column is already taken.
+        """Insert ``rows`` (tuples in ``columns``' order) straight through the driver (asyncpg's
+        executemany, SQLite's multi-row VALUES); with ``unique``, skipping any whose
+        ``unique`` column is already taken.
 
         SQLAlchemy's own insert processes every parameter of every row in Python (about
         35 µs a ledger entry); the drivers take tuples as they are. The one conversion that
         processing did for us is SQLite's: a datetime becomes the text SQLAlchemy stores."""
         names = ", ".join(columns)
-        if self.is_sqlite:
-            marks = ", ".join("?" * len(columns))
-            times = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, sa.DateTime)]
-            if times:
-                rows = [_sqlite_times(row, times) for row in rows]
-        else:
+        conflict = "" if unique is None else f" ON CONFLICT ({unique}) DO NOTHING"
+        if not self.is_sqlite:
             marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-        sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})" + (
-            "" if unique is None else f" ON CONFLICT ({unique}) DO NOTHING"
-        )
-        await conn.exec_driver_sql(sql, [tuple(row) for row in rows])
+            sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks}){conflict}"
+            await conn.exec_driver_sql(sql, [tuple(row) for row in rows])
+            return
+        times = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, sa.DateTime)]
+        if times:
+            rows = [_sqlite_times(row, times) for row in rows]
+        # Many rows to a statement: sqlite3's executemany steps once a row, and each step
+        # hands the GIL back and forth with the busy event loop; a flush of 30,000 index rows
+        # took seconds under load that way (docs/benchmarks.md).
+        per = max(1, min(_SQLITE_ROWS, _SQLITE_VARIABLES // len(columns)))
+        one = "(" + ", ".join("?" * len(columns)) + ")"
+        for start in range(0, len(rows), per):
+            chunk = rows[start : start + per]
+            values = ", ".join([one] * len(chunk))
+            sql = f"INSERT INTO {table.name} ({names}) VALUES {values}{conflict}"
+            await conn.exec_driver_sql(sql, tuple(v for row in chunk for v in row))
+
+
+_SQLITE_ROWS = 500  # rows a statement
+_SQLITE_VARIABLES = 32_000  # under SQLite's limit on parameters a statement (32,766)
 
 
 def _sqlite_times(row: Sequence[Any], times: Sequence[int]) -> tuple[Any, ...]:

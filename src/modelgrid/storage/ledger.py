@@ -98,7 +98,7 @@ class Ledger(Journaled[LedgerEntry]):
 
     async def _insert(self, batch: list[LedgerEntry]) -> None:
         rows = [_row(entry) for entry in batch]
-        async with self._db.engine.begin() as conn:
+        async with self._db.begin_write() as conn:
             for start in range(0, len(rows), self._batch_max):
                 chunk = rows[start : start + self._batch_max]
                 await self._db.insert_new(conn, ledger, _COLUMNS, chunk, unique="request_id")

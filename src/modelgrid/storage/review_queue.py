@@ -197,7 +197,7 @@ class ReviewQueue(Journaled[ReviewItem]):
                 note=note,
             )
         )
-        async with self._db.engine.begin() as conn:
+        async with self._db.begin_write() as conn:
             changed = (await conn.execute(update)).rowcount
             item = await _get(conn, item_id)
         if item is None:
@@ -210,7 +210,7 @@ class ReviewQueue(Journaled[ReviewItem]):
 
     async def _insert(self, batch: list[ReviewItem]) -> None:
         rows = [_row(item) for item in batch]
-        async with self._db.engine.begin() as conn:
+        async with self._db.begin_write() as conn:
             await self._db.insert_new(conn, review_items, _COLUMNS, rows, unique="id")
 
 

@@ -1,0 +1,50 @@
+"""Database helpers on both databases: batched inserts that skip what is stored, and writers
+that take turns."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import sqlalchemy as sa
+
+from modelgrid.storage.database import Database
+from modelgrid.storage.tables import provenance_index
+
+pytestmark = pytest.mark.anyio
+
+
+async def count(db: Database) -> int:
+    async with db.engine.connect() as conn:
+        return int(
+            (
+                await conn.execute(sa.select(sa.func.count()).select_from(provenance_index))
+            ).scalar_one()
+        )
+
+
+async def test_insert_new_takes_many_rows_and_skips_the_stored_ones(db: Database) -> None:
+    # More rows than one SQLite statement takes, repeats within a batch and across batches.
+    first = [(k, k % 7) for k in range(1234)]
+    async with db.begin_write() as conn:
+        await db.insert_new(
+            conn, provenance_index, ("band_key", "ref"), first + first[:10], "band_key, ref"
+        )
+    assert await count(db) == 1234
+    again = [(k, k % 7) for k in range(1000, 2500)]
+    async with db.begin_write() as conn:
+        await db.insert_new(conn, provenance_index, ("band_key", "ref"), again, "band_key, ref")
+    assert await count(db) == 2500
+    async with db.engine.connect() as conn:
+        rows = set((await conn.execute(sa.select(provenance_index))).all())
+    assert rows == {(k, k % 7) for k in range(2500)}
+
+
+async def test_writers_take_turns_and_all_commit(db: Database) -> None:
+    async def write(n: int) -> None:
+        async with db.begin_write() as conn:
+            rows = [(n * 1000 + i, n) for i in range(600)]
+            await db.insert_new(conn, provenance_index, ("band_key", "ref"), rows, "band_key, ref")
+
+    await asyncio.gather(*(write(n) for n in range(8)))
+    assert await count(db) == 8 * 600
