@@ -2,10 +2,10 @@
 
 Detectors run on the original text (digits and '@' are what they need, and the
 normaliser would drop the separators they tolerate); only a pre-filter, whether a number can
-be there at all, reads the folded text. Numbers are read in ASCII and full-width digits. Masking choices, in line with
-common practice in China: mobile numbers keep the first 3 and last 4 digits
-(138****5678); ID and bank card numbers keep only the last 4 digits; e-mail addresses
-keep the first and last characters of the local part and the whole domain
+be there at all, reads the folded text. Numbers are read in ASCII and full-width digits.
+Masking choices, in line with common practice in China: mobile numbers keep the first 3 and
+last 4 digits (138****5678); ID and bank card numbers keep only the last 4 digits; e-mail
+addresses keep the first and last characters of the local part and the whole domain
 (a***e@example.com). Separators inside numbers are kept so the text's layout survives.
 """
 
@@ -43,7 +43,7 @@ _SHORTEST = b"d" * 11
 
 # An address is found from its '@': the local part reaches back over these characters, the
 # domain is matched forward. (A pattern tried at every word ran at a few MB/s.)
-_LOCAL_PART = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
+LOCAL_PART = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
 _DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 
 _FULL_WIDTH_LEAD = "\uff10".encode()[:2]  # of every character in U+FF00–FF3F
@@ -134,7 +134,7 @@ def _emails(text: str) -> list[tuple[int, int]]:
     at = text.find("@")
     while at != -1:
         start = at
-        while start > end and text[start - 1] in _LOCAL_PART:
+        while start > end and text[start - 1] in LOCAL_PART:
             start -= 1
         domain = _DOMAIN.match(text, at + 1) if start < at else None
         if domain is None:

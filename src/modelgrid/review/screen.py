@@ -13,14 +13,14 @@ import re
 from dataclasses import dataclass, field
 
 from .normalise import fold
-from .pii import PiiSpan, find_pii, mask
+from .pii import LOCAL_PART, PiiSpan, find_pii, mask
 from .terms import Hit, StreamScanner, TermMatcher
 from .verdict import Action, Policy, Reason, Verdict, decide
 
 # What may still become personal information once more text arrives.
 _TRAILING_NUMBER = re.compile(r"\+?\d[\d \-]*$")
 _TRAILING_WORD = re.compile(r"[A-Za-z0-9._%+\-@]+$")
-_WORD_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-@")
+_WORD_CHARACTERS = LOCAL_PART | {"@"}  # what _TRAILING_WORD is made of
 
 # Characters judged at once in a stream (about eight tokens, a sixth of a second at 50 tokens
 # a second): what a client waits for at most beyond the carry-over, in return for a fraction
