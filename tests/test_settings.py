@@ -98,3 +98,18 @@ def test_built_in_plans_and_the_operators_own() -> None:
     assert not PlanSettings(models=["a"]).allows("b")
     with pytest.raises(SettingsError, match="default_plan"):
         load_settings(env={"MODELGRID_DEFAULT_PLAN": "gold"})
+
+
+def test_the_guard_is_a_model_of_the_catalogue(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[review.guard]\nmodel = "guard"\n')
+    with pytest.raises(SettingsError, match=r"review\.guard\.model: no model 'guard'"):
+        load_settings(config, env={})
+    config.write_text('[review.guard]\nbase_url = "http://127.0.0.1:1/v1"\nmodel = "g"\n')
+    with pytest.raises(SettingsError, match="now a model's"):
+        load_settings(config, env={})
+    config.write_text(
+        '[review.guard]\nmodel = "guard"\n'
+        '[models.guard]\nengine = "openai"\nbase_url = "http://127.0.0.1:1/v1"\n'
+    )
+    assert load_settings(config, env={}).review.guard.model == "guard"

@@ -107,7 +107,8 @@ def create_app(settings: Settings) -> Starlette:
         enabled=settings.metering,
         costs=catalogue.costs(),
     )
-    reviewer = Reviewer(settings.review)
+    guard = settings.review.guard.model
+    reviewer = Reviewer(settings.review, catalogue.resolve(guard).engine if guard else None)
     audit = AuditLog(
         db, settings.data_dir / "audit-journal", audit_keys, 1.0, settings.audit_origin
     )

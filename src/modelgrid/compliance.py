@@ -26,6 +26,8 @@ from .storage.review_queue import ReviewItem, ReviewQueue, new_item
 
 log = logging.getLogger("modelgrid.compliance")
 
+_GUARD_UNREACHABLE = "The safety review's guard model is unreachable; retry later."
+
 
 @dataclass(slots=True)
 class Screening:
@@ -84,9 +86,7 @@ class Compliance:
         if guard is not None and max(v.action for v in verdicts) is not Action.REFUSE:
             hits = await guard.check(messages)
             if hits is None and not guard.settings.fail_open:
-                raise UpstreamError(
-                    "The safety review's guard model is unreachable; retry later.", status=503
-                )
+                raise UpstreamError(_GUARD_UNREACHABLE, status=503)
             if hits:
                 verdicts.append(decide(hits, [], policy))
         screening.prompt = combined(verdicts)
@@ -96,13 +96,41 @@ class Compliance:
         policy = screening.policies.output
         return None if policy is None else OutputFilter(self.reviewer.matcher, policy)
 
-    def review_answer(self, screening: Screening, text: str) -> Screened:
+    async def review_answer(
+        self, screening: Screening, text: str, prompt: Sequence[dict[str, Any]] | str
+    ) -> Screened:
+        """Review a whole answer before it is returned: the term lists, then the guard model
+        (which reads it after ``prompt``)."""
         policy = screening.policies.output
         if policy is None:
             return Screened(text, ALLOWED)
         screened = screen(self.reviewer.matcher, text, policy)
+        if screened.verdict.action is not Action.REFUSE:
+            guarded = await self.guard_answer(screening, prompt, screened.text)
+            if guarded is not None:
+                screened = Screened(screened.text, combined([screened.verdict, guarded]))
         screening.answers.append(screened.verdict)
         return screened
+
+    async def guard_answer(
+        self, screening: Screening, prompt: Sequence[dict[str, Any]] | str, answer: str
+    ) -> Verdict | None:
+        """The guard model's verdict on a finished answer; None when there is no guard for
+        answers or it found nothing. A guard that cannot be asked either lets the answer
+        through or, with ``fail_open = false``, withholds it (a 503, or a stream's error
+        event)."""
+        guard, policy = self.reviewer.guard, screening.policies.output
+        if guard is None or policy is None or not guard.settings.answers:
+            return None
+        conversation = (
+            [{"role": "user", "content": prompt}]
+            if isinstance(prompt, str)
+            else [{"role": m.get("role", "user"), "content": m.get("content", "")} for m in prompt]
+        )
+        hits = await guard.check([*conversation, {"role": "assistant", "content": answer}])
+        if hits is None and not guard.settings.fail_open:
+            raise UpstreamError(_GUARD_UNREACHABLE, status=503)
+        return decide(hits, [], policy) if hits else None
 
     def record(
         self,

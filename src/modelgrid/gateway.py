@@ -304,7 +304,7 @@ class Gateway:
         meter(call, index, piece, 0)
         text, finish = piece.text, piece.finish_reason
         if call.screening.policies.output is not None:
-            screened = self.compliance.review_answer(call.screening, text)
+            screened = await self.compliance.review_answer(call.screening, text, call.prompt)
             if screened.verdict.action is Action.REFUSE:
                 call.trace.outcome = "content_filter"
                 text, finish = call.screening.refusal_text, "content_filter"

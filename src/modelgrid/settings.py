@@ -239,6 +239,9 @@ class Settings(BaseModel):
         for where, policy in named:
             if policy and policy not in known:
                 raise ValueError(f"{where}.review_policy: no review policy {policy!r}")
+        guard = self.review.guard.model
+        if guard and guard not in self.models:
+            raise ValueError(f"review.guard.model: no model {guard!r} (declare it in [models])")
         return self
 
     @model_validator(mode="after")

@@ -12,6 +12,7 @@ from typing import Any
 from .call import Call, resumed, sse, usage_of
 from .compliance import Compliance
 from .errors import APIError, ServerError
+from .review.verdict import Action
 from .types import FinishReason, Piece
 
 log = logging.getLogger("modelgrid.gateway")
@@ -49,6 +50,7 @@ async def stream(
                 served.append(label.opening)
                 yield event(fmt.delta(index, label.opening, []))
             review = None if call.screening.refused else compliance.answer_filter(call.screening)
+            answer_from = len(served)  # what came before is ours, not the model's
             finish: FinishReason | None = None
             source = resumed(first, rest) if index == 0 else more(index)
             async with aclosing(source) as pieces:
@@ -66,6 +68,15 @@ async def stream(
                         finish = piece.finish_reason
             if review is not None:
                 call.screening.answers.append(review.verdict)
+                if finish is not None and finish != "content_filter":
+                    # The guard reads the whole answer: shown already, but its stream ends
+                    # filtered, and the records say why.
+                    answer = "".join(served[answer_from:])
+                    guarded = await compliance.guard_answer(call.screening, call.prompt, answer)
+                    if guarded is not None:
+                        call.screening.answers.append(guarded)
+                        if guarded.action is Action.REFUSE:
+                            finish = "content_filter"
             if finish is not None:
                 if finish == "content_filter":
                     trace.outcome = "content_filter"

@@ -8,9 +8,9 @@ two for every risk, since neither the plan's owner nor the model's may weaken th
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .taxonomy import CLASSES, is_risk_code
 
@@ -65,19 +65,29 @@ BUILTIN_POLICIES = {
 
 
 class GuardSettings(BaseModel):
-    """A guard model (Llama Guard, Qwen3Guard, ...) behind an OpenAI-compatible server, asked
-    about each prompt after the term lists; off while ``base_url`` is empty."""
+    """A guard model (Llama Guard, Qwen3Guard, ...): a model of the catalogue, asked about each
+    prompt after the term lists, and about each answer; off while ``model`` is empty."""
 
     model_config = ConfigDict(extra="forbid")
 
-    base_url: str = ""  # up to and including /v1
-    model: str = ""
-    api_key_env: str = ""
+    model: str = ""  # a [models.*] id; its deployments say where it runs
+    answers: bool = True  # ask about answers too, not only prompts
     timeout: float = Field(5.0, gt=0)
     # What the guard's own category names or codes (S1..S14 for Llama Guard 3, Qwen3Guard's
     # names) map to in TC260-003; unmapped unsafe answers count as the catch-all A.1.8.
     categories: dict[str, str] = Field(default_factory=dict)
     fail_open: bool = True  # a guard that cannot be reached lets the request through
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: Any) -> Any:
+        if isinstance(data, dict) and {"base_url", "api_key_env"} & set(data):
+            raise ValueError(
+                "review.guard.base_url and api_key_env are now a model's: declare the guard "
+                'as [models.<id>] with an engine = "openai" deployment and set '
+                "review.guard.model to that id"
+            )
+        return data
 
     @field_validator("categories")
     @classmethod

@@ -1,7 +1,8 @@
-"""An optional guard model behind an OpenAI-compatible server (Llama Guard 3, Qwen3Guard, ...).
+"""An optional guard model (Llama Guard 3, Qwen3Guard, ...), a model of the catalogue.
 
-The guard is sent the prompt's messages as a chat completion; its model's own chat template
-turns them into its classification prompt. Its answer is parsed in the two shapes these
+The guard is sent the conversation as a chat completion; its model's own chat template turns
+it into its classification prompt (of the prompt's last user turn, or of the answer when the
+conversation ends with it). Its answer is parsed in the two shapes these
 families use: Llama Guard's ``safe`` or ``unsafe`` followed by category codes (``S1,S10``), and
 Qwen3Guard's ``Safety: Unsafe`` with ``Categories: Violent``. Each category maps to a TC260-003
 risk, so the guard's findings go through the same policy as the term lists'.
@@ -9,13 +10,13 @@ risk, so the guard's findings go through the same policy as the term lists'.
 
 from __future__ import annotations
 
-import os
+import asyncio
 import re
 from dataclasses import dataclass
 
-import aiohttp
-import orjson
-
+from ..engines.base import Engine
+from ..errors import APIError
+from ..types import GenerationRequest, Sampling, Tenant
 from .config import GuardSettings
 from .terms import Hit
 
@@ -83,37 +84,29 @@ def hits_of(finding: Finding, categories: dict[str, str]) -> list[Hit]:
 
 
 class Guard:
-    def __init__(self, settings: GuardSettings) -> None:
+    """The guard model of ``settings.model``, reached through the catalogue like any model: its
+    deployments' balancing, retries, fallbacks and breakers apply, and it may be an upstream
+    (vLLM serving Llama Guard) or the embedded engine."""
+
+    def __init__(self, settings: GuardSettings, engine: Engine) -> None:
         self.settings = settings
-        self._session: aiohttp.ClientSession | None = None
-        self._headers = {"Content-Type": "application/json"}
-
-    async def start(self) -> None:
-        if self.settings.api_key_env:
-            key = os.environ.get(self.settings.api_key_env, "")
-            self._headers["Authorization"] = f"Bearer {key}"
-        self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=self.settings.timeout), headers=self._headers
-        )
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        self.engine = engine
+        self._sampling = Sampling(32, 0.0, None, 0.0, 0.0)
 
     async def check(self, messages: list[dict[str, str]]) -> list[Hit] | None:
-        """The guard's hits for a prompt; None when it could not be asked (the caller decides,
-        by ``fail_open``, whether that lets the request through)."""
-        assert self._session is not None, "guard not started"
-        body = {"model": self.settings.model, "messages": messages, "max_tokens": 32}
-        url = self.settings.base_url.rstrip("/") + "/chat/completions"
+        """The guard's hits for the conversation's last turn (the prompt, or with the answer
+        appended, the answer); None when it could not be asked (the caller decides, by
+        ``fail_open``, whether that lets the request through)."""
+        request = GenerationRequest(self._sampling, messages=messages)
         try:
-            async with self._session.post(url, data=orjson.dumps(body)) as response:
-                if response.status >= 400:
-                    return None
-                answer = orjson.loads(await response.read())
-            text = answer["choices"][0]["message"]["content"] or ""
-        except (aiohttp.ClientError, TimeoutError, OSError, orjson.JSONDecodeError):
+            async with asyncio.timeout(self.settings.timeout):
+                prepared = await self.engine.prepare(request)
+                piece = await self.engine.complete(prepared, _PLATFORM)
+        except (APIError, TimeoutError, OSError):
             return None
-        except (KeyError, IndexError, TypeError):
-            return None
-        return hits_of(parse_answer(text), self.settings.categories)
+        return hits_of(parse_answer(piece.text), self.settings.categories)
+
+
+# The guard's calls are the platform's own, metered to no caller, and ahead of every plan in
+# an engine's queue: a request waits on its guard's answer.
+_PLATFORM = Tenant(":guard", priority=1_000)

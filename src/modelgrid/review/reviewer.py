@@ -9,6 +9,7 @@ import logging
 import time
 from pathlib import Path
 
+from ..engines.base import Engine
 from .config import SAMPLE_TERMS, ReviewSettings
 from .data import sample_terms_path
 from .guard import Guard
@@ -19,10 +20,11 @@ log = logging.getLogger("modelgrid.review")
 
 
 class Reviewer:
-    def __init__(self, settings: ReviewSettings) -> None:
+    def __init__(self, settings: ReviewSettings, guard: Engine | None = None) -> None:
+        """``guard``: the engine of the catalogue's guard model, if the settings name one."""
         self.settings = settings
         self.matcher = TermMatcher([])
-        self.guard = Guard(settings.guard) if settings.guard.base_url else None
+        self.guard = Guard(settings.guard, guard) if guard is not None else None
         self._compiled = {
             name: compile_policy(policy) for name, policy in settings.all_policies.items()
         }
@@ -38,8 +40,6 @@ class Reviewer:
         if not self.settings.enabled:
             return
         await self.reload()
-        if self.guard is not None:
-            await self.guard.start()
         if self.settings.reload_seconds:
             self._task = asyncio.create_task(self._watch(), name="review-terms")
 
@@ -48,8 +48,6 @@ class Reviewer:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self.guard is not None:
-            await self.guard.close()
 
     def policies(self, plan_policy: str | None, model_policy: str) -> StagePolicies:
         """What reviews a request: its plan's policy and its model's, the stricter of both for
