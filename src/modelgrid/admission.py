@@ -42,12 +42,15 @@ class Admission:
         plan = self.plan_of(caller)
         return Tenant(account_of(caller), 100 if plan is None else plan.priority)
 
-    def payer(self, caller: KeyRecord, model: str, price: Price) -> Charge:
-        """Who pays for a request on ``model``, and on which plan."""
+    def payer(
+        self, caller: KeyRecord, model: str, price: Price, lineage: tuple[str, ...] = ()
+    ) -> Charge:
+        """Who pays for a request on ``model`` (a layer built on ``lineage``), and on which
+        plan."""
         plan = self.plan_of(caller)
         plan_name = None if plan is None else (caller.plan or self.default_plan)
         account = account_of(caller)
-        return Charge(account, caller.org_id, caller.id, plan_name, plan, model, price)
+        return Charge(account, caller.org_id, caller.id, plan_name, plan, model, price, lineage)
 
     def capped(
         self, caller: KeyRecord, requests: Sequence[GenerationRequest]
@@ -66,8 +69,19 @@ class Admission:
         ]
 
     def visible(self, caller: KeyRecord, entry: Entry) -> bool:
+        """Whether the caller may see and call ``entry``: its plan allows the model (for a
+        layer, the layer, one it is built on, or its root model) and, for a layer, the layer's
+        audience includes the caller."""
         plan = self.plan_of(caller)
-        return plan is None or plan.allows(entry.id)
+        if plan is None:
+            return True
+        layer = entry.layer
+        if layer is None:
+            return plan.allows(entry.id)
+        plan_name = caller.plan or self.default_plan
+        return any(plan.allows(m) for m in (layer.root, *layer.chain)) and layer.visible_to(
+            plan_name, caller.org_id, caller.org
+        )
 
     async def admit(self, caller: KeyRecord, entry: Entry, trace: Trace) -> None:
         """The caller's plan: its models (others look unknown), its rate limit and its
@@ -76,7 +90,7 @@ class Admission:
         plan = self.plan_of(caller)
         if plan is None:
             return
-        if not plan.allows(entry.id):
+        if not self.visible(caller, entry):
             raise model_not_found(entry.id)
         account = account_of(caller)
         if plan.requests_per_minute:

@@ -34,13 +34,14 @@ from .errors import APIError
 from .gateway import Gateway
 from .housekeeping import Housekeeping
 from .labels import Labels
+from .layers import build_layers, layer_prices
 from .limiter import Limiter, MemoryLimiter, RedisLimiter
 from .logs import configure_logging
 from .metering import Meter
 from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, RequestMiddleware
 from .overrides import Overrides
-from .pricing import OffPeak, Price, micro
+from .pricing import OffPeak, configured_prices, micro
 from .provenance.lookup import Provenance
 from .review.reviewer import Reviewer
 from .settings import Settings, load_settings
@@ -99,10 +100,11 @@ def create_app(settings: Settings) -> Starlette:
     # large enough that a commit's fixed cost (about 2.5 ms through aiosqlite) is shared by
     # hundreds of requests rather than a few dozen.
     ledger = Ledger(db, settings.data_dir / "journal", flush_interval=1.0)
+    prices, own = configured_prices(settings)
     meter = Meter(
         counters,
         ledger,
-        {model_id: Price.from_settings(m.prices) for model_id, m in settings.models.items()},
+        prices | layer_prices(prices, build_layers(settings.models, settings.layers), own),
         OffPeak.parse(settings.off_peak_start, settings.off_peak_end),
         enabled=settings.metering,
         costs=catalogue.costs(),

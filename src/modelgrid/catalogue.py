@@ -1,4 +1,5 @@
-"""The models this server offers: each a router over its deployments."""
+"""The models this server offers: each a router over its deployments, and the layers built on
+them (served by their root model's router)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 from .balancing import DeploymentState
 from .engines.base import Engine
 from .errors import InvalidRequest, ModelNotFound
+from .layers import Layer, build_layers
 from .pricing import Cost
 from .router import Deployment, Router, new_state
 from .settings import DeploymentSettings, LlamaCppSettings, ModelSettings, Settings
@@ -22,11 +24,18 @@ if TYPE_CHECKING:  # loaded only where a model runs on it
 class Entry:
     id: str
     router: Router
-    settings: ModelSettings
+    settings: ModelSettings  # the root model's, for a layer
+    layer: Layer | None = None
 
     @property
     def engine(self) -> Engine:
         return self.router
+
+    @property
+    def review_policies(self) -> tuple[str, ...]:
+        """The model's own review policy and its layers', each applied with the plan's."""
+        own = (self.settings.review_policy,) if self.settings.review_policy else ()
+        return own if self.layer is None else own + self.layer.review_policies
 
     def card(self) -> dict[str, Any]:
         card: dict[str, Any] = {
@@ -35,16 +44,35 @@ class Entry:
             "created": self.router.created,
             "owned_by": self.settings.owned_by,
         }
+        if self.layer is not None:
+            # vLLM's fields for a LoRA adapter: what it is built on, and the model under all.
+            chain = self.layer.chain
+            card["parent"] = chain[-2] if len(chain) > 1 else self.layer.root
+            card["root"] = self.layer.root
+            card["owned_by"] = (
+                self.layer.settings.owned_by or self.layer.settings.org or (self.settings.owned_by)
+            )
         if self.router.context_length:
             card["context_length"] = self.router.context_length
         return card
 
 
 class Catalogue:
-    def __init__(self, entries: list[Entry]) -> None:
+    def __init__(self, entries: list[Entry], layers: dict[str, Layer] | None = None) -> None:
         self._entries = {entry.id: entry for entry in entries}
         for entry in entries:
             entry.router.fallbacks = [self._entries[f].router for f in entry.settings.fallbacks]
+        self._layers: dict[str, Entry] = {}
+        self.set_layers(layers or {})
+
+    def set_layers(self, layers: dict[str, Layer]) -> None:
+        """The layers offered from now on, swapped whole: a request sees the old set or the
+        new one."""
+        self._layers = {
+            layer.id: Entry(layer.id, root.router, root.settings, layer)
+            for layer in layers.values()
+            if (root := self._entries.get(layer.root)) is not None
+        }
 
     @classmethod
     def from_settings(cls, settings: Settings, watermark: Watermark | None = None) -> Catalogue:
@@ -56,7 +84,7 @@ class Catalogue:
                 for i, d in enumerate(model.deployments)
             ]
             entries.append(Entry(model_id, Router(model_id, model, deployments), model))
-        return cls(entries)
+        return cls(entries, build_layers(settings.models, settings.layers))
 
     def costs(self) -> dict[str, tuple[Cost, Callable[[], int]]]:
         """Each deployment's cost, and how many requests it has in flight, by its name."""
@@ -72,10 +100,15 @@ class Catalogue:
         return found
 
     def __iter__(self) -> Iterator[Entry]:
+        """The models (layers, which share their roots' routers, are in ``listed``)."""
         return iter(self._entries.values())
 
+    def listed(self) -> list[Entry]:
+        """Every model and layer, for /v1/models (each caller sees those it may)."""
+        return [*self._entries.values(), *self._layers.values()]
+
     def resolve(self, model_id: str) -> Entry:
-        entry = self._entries.get(model_id)
+        entry = self._entries.get(model_id) or self._layers.get(model_id)
         if entry is None:
             raise model_not_found(model_id)
         return entry

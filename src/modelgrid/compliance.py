@@ -19,7 +19,7 @@ from .review.policy import StagePolicies
 from .review.reviewer import Reviewer
 from .review.screen import ALLOWED, OutputFilter, Screened, combined, reasons_json, screen
 from .review.verdict import Action, Verdict, decide
-from .settings import ModelSettings, PlanSettings
+from .settings import PlanSettings
 from .storage.contents import ContentStore, StoredContent
 from .storage.keys import KeyRecord
 from .storage.review_queue import ReviewItem, ReviewQueue, new_item
@@ -65,10 +65,10 @@ class Compliance:
         self.contents = contents
         self.queue = queue
 
-    def screening(self, plan: PlanSettings, model: ModelSettings) -> Screening:
-        """The plan's policy with the model's (the gateway gives the operator's own keys the
-        default plan's)."""
-        policies = self.reviewer.policies(plan.review_policy, model.review_policy)
+    def screening(self, plan: PlanSettings, model_policies: tuple[str, ...]) -> Screening:
+        """The plan's policy with the model's and its layers' (the gateway gives the
+        operator's own keys the default plan's)."""
+        policies = self.reviewer.policies(plan.review_policy, model_policies)
         return Screening(policies, plan.refusal_text)
 
     async def review_prompt(

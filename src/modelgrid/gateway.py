@@ -28,6 +28,7 @@ from .compliance import Compliance, Screening
 from .errors import AuthenticationFailed, InsufficientQuota, PermissionDenied
 from .keys import parse_bearer
 from .labels import Labels
+from .layers import layered
 from .metering import Meter
 from .metrics import Metrics
 from .openai_format import ChatFormat, Choice, TextFormat
@@ -129,7 +130,7 @@ class Gateway:
 
     def _chat_prepared(self, body: ChatCompletionRequest) -> _Prepare:
         async def prepare(caller: KeyRecord, entry: Entry, trace: Trace) -> list[Prepared]:
-            requests = self._marked(caller, chat_requests(body, entry.settings))
+            requests = self._marked(caller, entry, chat_requests(body, entry.settings))
             prepared = [await entry.engine.prepare(r) for r in requests]
             trace.tokens_in = prepared[0].prompt_tokens  # one prompt, however many choices
             await self.admission.admit_tokens(caller, prepared, trace)
@@ -168,7 +169,7 @@ class Gateway:
         async def prepare(caller: KeyRecord, entry: Entry, trace: Trace) -> list[Prepared]:
             pairs = text_requests(body, entry.settings)
             prefixes[:] = [prefix for prefix, _ in pairs]
-            capped = self._marked(caller, [r for _, r in pairs])
+            capped = self._marked(caller, entry, [r for _, r in pairs])
             prepared = [await entry.engine.prepare(r) for r in capped]
             trace.tokens_in = sum(p.prompt_tokens for p in prepared[:: body.n])  # once per prompt
             await self.admission.admit_tokens(caller, prepared, trace)
@@ -220,12 +221,15 @@ class Gateway:
         return {"object": "list", "data": result.data, "model": entry.id, "usage": usage}
 
     def _marked(
-        self, caller: KeyRecord, requests: list[GenerationRequest]
+        self, caller: KeyRecord, entry: Entry, requests: list[GenerationRequest]
     ) -> list[GenerationRequest]:
-        """The requests held to the plan's max_tokens, and watermarked where the plan says
-        (engines that cannot see the logits, upstream ones, leave the flag be). The operator's
-        own keys, on no plan, get no watermark, as they get no text label: their output is
-        not served to the public."""
+        """The requests as the model's layer makes them (its instructions, its adapter), held
+        to the plan's max_tokens, and watermarked where the plan says (engines that cannot see
+        the logits, upstream ones, leave the flag be). The operator's own keys, on no plan,
+        get no watermark, as they get no text label: their output is not served to the
+        public."""
+        if entry.layer is not None:
+            requests = [layered(entry.layer, r) for r in requests]
         capped = self.admission.capped(caller, requests)
         plan = self.admission.plan_of(caller)
         if plan is None or not plan.watermark:
@@ -239,7 +243,7 @@ class Gateway:
 
     def _screening(self, caller: KeyRecord, entry: Entry) -> Screening:
         """The review that applies: the caller's plan's policy with the model's."""
-        return self.compliance.screening(self._plan(caller), entry.settings)
+        return self.compliance.screening(self._plan(caller), entry.review_policies)
 
     def _implicit_label(self, content_id: str, trace: Trace) -> dict[str, str]:
         metadata = self.labels.metadata(content_id)
@@ -247,7 +251,8 @@ class Gateway:
         return metadata
 
     async def _reserve(self, caller: KeyRecord, entry: Entry, most_out: int, trace: Trace) -> None:
-        who = self.admission.payer(caller, entry.id, self.meter.price_of(entry.id))
+        lineage = () if entry.layer is None else (entry.layer.root, *entry.layer.chain)
+        who = self.admission.payer(caller, entry.id, self.meter.price_of(entry.id), lineage)
         await self.meter.reserve(who, trace.tokens_in, most_out, trace)
 
     def _resolve(self, model: str, trace: Trace, user: str | None, stream: bool) -> Entry:

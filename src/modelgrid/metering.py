@@ -43,6 +43,8 @@ class Charge:
     plan: PlanSettings | None  # None: the operator's own keys, never limited or charged
     model: str
     price: Price
+    # For a layer, the models it is built on: a plan's quotas that cover one cover it too.
+    lineage: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +99,7 @@ class Meter:
                     who.price, tokens_in, 0, max_tokens, plan.price_multiplier, off_peak
                 )
             granted = await self._granted.get(who.account) if plan.billed else 0
-            found = buckets(plan, who.account, now, granted, who.model)
+            found = buckets(plan, who.account, now, granted, (who.model, *who.lineage))
             if found:
                 amounts = [b.amount(tokens, amount) for b in found]
                 token = await self._take(who.account, found, amounts, now)

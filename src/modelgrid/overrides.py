@@ -13,8 +13,9 @@ import logging
 from pydantic import ValidationError
 
 from .admission import Admission
+from .layers import build_layers, layer_prices
 from .metering import Meter
-from .pricing import Price
+from .pricing import Price, configured_prices
 from .settings import PlanSettings, PriceSettings, Settings
 from .storage.overrides import OverrideStore
 
@@ -72,14 +73,19 @@ class Overrides:
                 log.warning("overrides: plan %s skipped: %s", name, problem)
                 continue
             plans[name] = plan
-        prices = {m: Price.from_settings(s.prices) for m, s in self._settings.models.items()}
+        prices, own = configured_prices(self._settings)
         for model, body in (await self.store.all("price")).items():
-            if model not in prices:
+            if model not in prices and model not in self._settings.layers:
                 continue  # a model no longer served
             try:
-                prices[model] = Price.from_settings(PriceSettings.model_validate(body))
+                price = Price.from_settings(PriceSettings.model_validate(body))
             except ValidationError as exc:
                 log.warning("overrides: prices of %s skipped: %s", model, exc.errors()[0]["msg"])
+                continue
+            (prices if model in prices else own)[model] = price
+        prices |= layer_prices(
+            prices, build_layers(self._settings.models, self._settings.layers), own
+        )
         # Whole dictionaries swapped in one step: a request sees the old set or the new one.
         self._admission.plans = plans
         self._meter.prices = prices

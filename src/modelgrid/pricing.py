@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from .settings import DeploymentSettings, PriceSettings
+from .settings import DeploymentSettings, PriceSettings, Settings
 
 MICRO = 1_000_000  # micro-credits per credit
 _PER = 1_000_000  # prices are per million tokens
@@ -126,3 +126,15 @@ class OffPeak:
 def _minute(hhmm: str) -> int:
     hours, minutes = hhmm.split(":")
     return int(hours) * 60 + int(minutes)
+
+
+def configured_prices(settings: Settings) -> tuple[dict[str, Price], dict[str, Price]]:
+    """The config's prices: the models', and the layers' that set their own (by layer id; a
+    layer without prices takes its parent's, see ``layers.layer_prices``)."""
+    models = {m: Price.from_settings(s.prices) for m, s in settings.models.items()}
+    layers = {
+        layer_id: Price.from_settings(layer.prices)
+        for layer_id, layer in settings.layers.items()
+        if layer.prices is not None
+    }
+    return models, layers

@@ -48,14 +48,19 @@ def _windows(today: date) -> tuple[datetime, datetime, datetime, datetime, str, 
 
 
 def buckets(
-    plan: PlanSettings, account: str, now: datetime, granted: int = 0, model: str = ""
+    plan: PlanSettings,
+    account: str,
+    now: datetime,
+    granted: int = 0,
+    models: tuple[str, ...] = ("",),
 ) -> list[Bucket]:
     """The counters a request on ``plan`` for ``account`` counts against at ``now`` (UTC);
     ``granted``: the account's credits granted so far, in micro-credits; token quotas count
-    only the models the plan's ``quota_models`` cover."""
+    only the models the plan's ``quota_models`` cover (``models``: the model, then for a
+    layer those it is built on, any of which may be covered)."""
     day, next_day, month, next_month, day_name, month_name = _windows(now.date())
     found: list[Bucket] = []
-    covered = plan.quota_covers(model)
+    covered = any(plan.quota_covers(m) for m in models)
     if plan.daily_tokens and covered:
         key = f"{account}:tokens:{day_name}"
         found.append(Bucket("daily_tokens", key, plan.daily_tokens, day, next_day))

@@ -157,7 +157,9 @@ async def list_models(request: Request) -> Response:
     gateway = gateway_of(request)
     caller = await gateway.authenticate(request.headers.get("authorization"), trace)
     cards = [
-        entry.card() for entry in gateway.catalogue if gateway.admission.visible(caller, entry)
+        entry.card()
+        for entry in gateway.catalogue.listed()
+        if gateway.admission.visible(caller, entry)
     ]
     return JSON({"object": "list", "data": cards})
 

@@ -16,9 +16,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .layer_settings import LayerSettings
+from .layers import LayerError, build_layers
 from .plan_settings import BUILTIN_PLANS as BUILTIN_PLANS
 from .plan_settings import SIX_MONTHS_DAYS
 from .plan_settings import PlanSettings as PlanSettings
+from .price_settings import PriceSettings as PriceSettings
 from .review.config import ReviewSettings
 
 ENV_PREFIX = "MODELGRID_"
@@ -78,25 +81,6 @@ class OpenAISettings(_Deployment):
 
 
 DeploymentSettings = Annotated[LlamaCppSettings | OpenAISettings, Field(discriminator="engine")]
-
-
-class PriceSettings(BaseModel):
-    """What a model costs its callers, in credits per million tokens (DeepSeek's and OpenAI's
-    unit), and the discount it gives in the off-peak window."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    input: float = Field(0.0, ge=0)
-    cached_input: float | None = Field(None, ge=0)  # None: the input price
-    output: float = Field(0.0, ge=0)
-    off_peak_discount: float = Field(0.0, ge=0, le=1)  # 0.5: half price off-peak
-
-    @model_validator(mode="after")
-    def _cached_not_dearer(self) -> PriceSettings:
-        # Reservations price every prompt token as uncached: that bound must hold.
-        if self.cached_input is not None and self.cached_input > self.input:
-            raise ValueError("cached_input may not exceed input")
-        return self
 
 
 class ModelSettings(BaseModel):
@@ -175,6 +159,8 @@ class Settings(BaseModel):
     models: dict[str, ModelSettings] = Field(
         default_factory=lambda: {DEFAULT_MODEL_ID: ModelSettings.model_validate({})}
     )
+    # Models built on models: [layers."base/finance"], served by base's deployments.
+    layers: dict[str, LayerSettings] = Field(default_factory=dict)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     # The watermark's secret key, 64 hex digits; empty: one made on first start in data_dir
     # (watermark.key). Every replica must use the same key.
@@ -236,12 +222,32 @@ class Settings(BaseModel):
         known = self.review.all_policies
         named = [(f"plans.{n}", p.review_policy) for n, p in self.all_plans.items()]
         named += [(f"models.{n}", m.review_policy) for n, m in self.models.items()]
+        named += [(f"layers.{n}", layer.review_policy) for n, layer in self.layers.items()]
         for where, policy in named:
             if policy and policy not in known:
                 raise ValueError(f"{where}.review_policy: no review policy {policy!r}")
         guard = self.review.guard.model
         if guard and guard not in self.models:
             raise ValueError(f"review.guard.model: no model {guard!r} (declare it in [models])")
+        return self
+
+    @model_validator(mode="after")
+    def _layers_stand_on_models(self) -> Settings:
+        try:
+            built = build_layers(self.models, self.layers)
+        except LayerError as exc:
+            raise ValueError(str(exc)) from None
+        plans = self.all_plans
+        for layer in built.values():
+            unknown = [p for p in layer.settings.plans if p not in plans]
+            if unknown:
+                raise ValueError(f"layers.{layer.id}.plans: no plan {unknown[0]!r}")
+            embedded = any(d.engine == "llama_cpp" for d in self.models[layer.root].deployments)
+            if layer.settings.adapter and embedded:
+                raise ValueError(
+                    f"layers.{layer.id}.adapter: {layer.root!r} runs on the embedded engine, "
+                    "whose adapters are not supported yet (upstream engines take them)"
+                )
         return self
 
     @model_validator(mode="after")

@@ -125,6 +125,8 @@ class GenerationRequest:
     # The operator's green-list watermark in the tokens (embedded engines only: it needs the
     # logits). The plan decides, not the caller.
     watermark: bool = False
+    # A layer's adapter (an upstream's name for a fine-tuned variant); empty: the base model.
+    adapter: str = ""
 
 
 @dataclass(frozen=True, slots=True)

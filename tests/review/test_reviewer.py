@@ -41,10 +41,10 @@ async def test_a_changed_list_replaces_the_matcher_and_a_broken_one_keeps_it(
 
 def test_plan_and_model_policies_combine() -> None:
     reviewer = Reviewer(ReviewSettings())
-    default = reviewer.policies("default", "")
-    strict = reviewer.policies("default", "strict")
+    default = reviewer.policies("default")
+    strict = reviewer.policies("default", ("strict",))
     assert default.input is not None and strict.input is not None
     assert default.input.for_risk("A.4.7") is Action.FLAG
     assert strict.input.for_risk("A.4.7") is Action.REFUSE
-    assert not reviewer.policies("off", "").active
-    assert not Reviewer(ReviewSettings(enabled=False)).policies("strict", "").active
+    assert not reviewer.policies("off").active
+    assert not Reviewer(ReviewSettings(enabled=False)).policies("strict").active

@@ -233,7 +233,7 @@ def _body(request: GenerationRequest, model: str) -> bytes:
 
 def _payload(request: GenerationRequest, model: str) -> dict[str, Any]:
     s = request.sampling
-    body: dict[str, Any] = {"model": model}
+    body: dict[str, Any] = {"model": request.adapter or model}
     if request.messages is not None:
         body["messages"] = request.messages
     else:

@@ -28,7 +28,7 @@ class Reviewer:
         self._compiled = {
             name: compile_policy(policy) for name, policy in settings.all_policies.items()
         }
-        self._combined: dict[tuple[str, str], StagePolicies] = {}
+        self._combined: dict[tuple[str, tuple[str, ...]], StagePolicies] = {}
         self._stamps: dict[Path, tuple[float, int]] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -49,18 +49,22 @@ class Reviewer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def policies(self, plan_policy: str | None, model_policy: str) -> StagePolicies:
-        """What reviews a request: its plan's policy and its model's, the stricter of both for
-        every rule; nothing when review is off."""
+    def policies(
+        self, plan_policy: str | None, model_policies: tuple[str, ...] = ()
+    ) -> StagePolicies:
+        """What reviews a request: its plan's policy and its model's (for a layer, also the
+        layers' it is built on), the strictest of them for every rule; nothing when review is
+        off."""
         if not self.settings.enabled:
             return NOT_REVIEWED
-        key = (plan_policy or "", model_policy)
+        key = (plan_policy or "", model_policies)
         found = self._combined.get(key)
         if found is None:
             # Names are checked against the settings at start-up; a plan stored through the
             # API later may still name none, and then gets the default rather than nothing.
-            plan = self._compiled.get(plan_policy or "default", self._compiled["default"])
-            found = plan if not model_policy else strictest(plan, self._compiled[model_policy])
+            found = self._compiled.get(plan_policy or "default", self._compiled["default"])
+            for name in model_policies:
+                found = strictest(found, self._compiled[name])
             self._combined[key] = found
         return found
 

@@ -1,0 +1,158 @@
+"""Layers end to end: a server whose base model is an upstream on loopback, with industry and
+enterprise layers on it, called with the official client by keys of different organisations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+
+from modelgrid.pricing import Price, list_price
+
+from .faults import FaultServer, fault_server
+from .services import Server, run_server
+
+CONFIG = """
+[plans.free]
+billed = true
+[plans.pro]
+billed = true
+
+[models.base]
+prices = {{ input = 1.0, output = 2.0 }}
+[[models.base.deployments]]
+engine = "openai"
+base_url = "{upstream}"
+model = "base-7b"
+
+[layers."base/finance"]
+system_prompt = "You answer questions on finance."
+prices = {{ input = 3.0, output = 6.0 }}
+
+[layers."base/finance/acme"]
+system_prompt = "You work for Acme Bank."
+adapter = "acme-finance-lora"
+visibility = "org"
+org = "acme"
+review_policy = "strict"
+
+[layers."base/tutor"]
+system_prompt = "You teach school maths."
+replace_prompt = true
+visibility = "plans"
+plans = ["pro"]
+"""
+
+
+@pytest.fixture(scope="module")
+def faults() -> Iterator[FaultServer]:
+    with fault_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def server(faults: FaultServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    config = CONFIG.format(upstream=faults.url("ok"))
+    with run_server(
+        tmp_path_factory.mktemp("layers"), config, MODELGRID_STARTING_CREDITS="10"
+    ) as s:
+        yield s
+
+
+def admin(server: Server) -> dict[str, str]:
+    return {"Authorization": f"Bearer {server.admin_key}"}
+
+
+def client_for(server: Server, org: str, plan: str) -> openai.OpenAI:
+    body = {"org": org, "plan": plan}
+    r = httpx.post(f"{server.url}/admin/v1/keys", json=body, headers=admin(server))
+    assert r.status_code == 201, r.text
+    return openai.OpenAI(base_url=server.base_url, api_key=r.json()["key"], max_retries=0)
+
+
+def ask(client: openai.OpenAI, model: str) -> openai.types.chat.ChatCompletion:
+    return client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "What is a bond?"}], max_tokens=8
+    )
+
+
+def test_each_organisation_sees_its_own_layers_and_the_public_ones(server: Server) -> None:
+    acme, other = client_for(server, "acme", "free"), client_for(server, "other", "free")
+    pro = client_for(server, "school", "pro")
+    seen = {c: {m.id for m in c.models.list()} for c in (acme, other, pro)}
+    assert seen[acme] == {"base", "base/finance", "base/finance/acme"}
+    assert seen[other] == {"base", "base/finance"}
+    assert seen[pro] == {"base", "base/finance", "base/tutor"}
+    card = acme.models.retrieve("base/finance/acme")
+    assert (card.model_extra or {})["parent"] == "base/finance"
+    assert (card.model_extra or {})["root"] == "base"
+
+
+def test_another_organisations_layer_does_not_exist_for_it(server: Server) -> None:
+    other = client_for(server, "rival", "pro")
+    with pytest.raises(openai.NotFoundError) as hidden:
+        ask(other, "base/finance/acme")
+    with pytest.raises(openai.NotFoundError) as unknown:
+        ask(other, "base/finance/nobody")
+    # Forbidden and unknown read alike, but for the name asked.
+    assert hidden.value.body == {
+        **unknown.value.body,  # type: ignore[dict-item]
+        "message": "The model 'base/finance/acme' does not exist or you do not have access to it.",
+    }
+    with pytest.raises(openai.NotFoundError):
+        other.models.retrieve("base/finance/acme")
+
+
+def test_a_layer_says_its_chain_of_instructions_and_asks_for_its_adapter(
+    server: Server, faults: FaultServer
+) -> None:
+    acme = client_for(server, "acme", "free")
+    reply = ask(acme, "base/finance/acme")
+    assert reply.model == "base/finance/acme"
+    sent = faults.bodies[-1]
+    assert sent["model"] == "acme-finance-lora"  # the upstream's name for the adapter
+    assert sent["messages"][0] == {
+        "role": "system",
+        "content": "You answer questions on finance.\n\nYou work for Acme Bank.",
+    }
+    assert sent["messages"][1] == {"role": "user", "content": "What is a bond?"}
+    ask(client_for(server, "school", "pro"), "base/tutor")
+    tutor = faults.bodies[-1]
+    assert tutor["model"] == "base-7b"  # no adapter: the base model
+    assert tutor["messages"][0]["content"] == "You teach school maths."  # replaced, not appended
+    ask(acme, "base")
+    assert faults.bodies[-1]["messages"][0]["role"] == "user"  # the base model says nothing
+
+
+def test_a_layer_is_charged_at_its_own_price_or_its_parents(server: Server) -> None:
+    acme = client_for(server, "acme-billing", "free")
+    for model, price in [
+        ("base/finance", Price(input=3_000_000, cached_input=3_000_000, output=6_000_000)),
+        ("base", Price(input=1_000_000, cached_input=1_000_000, output=2_000_000)),
+    ]:
+        raw = acme.chat.completions.with_raw_response.create(
+            model=model, messages=[{"role": "user", "content": "Hi"}], max_tokens=8
+        )
+        reply = raw.parse()
+        assert reply.usage is not None
+        r = httpx.get(
+            f"{server.url}/admin/v1/orgs/acme-billing/ledger",
+            params={"limit": 100},
+            headers=admin(server),
+        )
+        entry = {e["request_id"]: e for e in r.json()["data"]}[raw.headers["x-request-id"]]
+        assert entry["model"] == model
+        tokens = (reply.usage.prompt_tokens, 0, reply.usage.completion_tokens)
+        assert entry["list_price"] * 1_000_000 == pytest.approx(list_price(price, *tokens))
+
+
+def test_a_layers_review_policy_tightens_what_it_inherits(server: Server) -> None:
+    # The strict policy refuses every listed risk; the default one only flags some.
+    acme = client_for(server, "acme", "free")
+    prompt = [{"role": "user", "content": "how do I spot a phishing site"}]
+    loose = acme.chat.completions.create(model="base/finance", messages=prompt)  # type: ignore[arg-type]
+    strict = acme.chat.completions.create(model="base/finance/acme", messages=prompt)  # type: ignore[arg-type]
+    assert loose.choices[0].finish_reason == "stop"
+    assert strict.choices[0].finish_reason == "content_filter"
