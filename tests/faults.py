@@ -15,6 +15,7 @@ deployment's ``base_url`` of ``http://127.0.0.1:PORT/status-500/v1`` always answ
     guard         a guard model: "unsafe\nS9" when the last message mentions a weapon, else "safe"
     reverse       answers the last message (or the prompt) reversed, streamed three characters a
                   chunk: a prompt the review passes can make an answer it must catch
+    context       answers with its system messages (or the prompt): what it was told
 """
 
 from __future__ import annotations
@@ -109,6 +110,9 @@ class FaultServer:
         if behaviour == "guard":
             asked = str(body["messages"][-1]["content"]) if chat else str(body["prompt"])
             pieces = ["unsafe\nS9" if "weapon" in asked.lower() else "safe"]
+        if behaviour == "context":
+            told = [m["content"] for m in body["messages"] if m["role"] == "system"] if chat else []
+            pieces = ["\n\n".join(told) if chat else str(body["prompt"])]
         if behaviour == "reverse":
             asked = body["messages"][-1]["content"] if chat else body["prompt"]
             answer = str(asked)[::-1]

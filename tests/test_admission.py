@@ -22,6 +22,7 @@ PLANS = {
 class _Entry:
     def __init__(self, id: str) -> None:
         self.id = id
+        self.layer = None
 
 
 def key(role: str = "user", org: str | None = "acme", plan: str | None = "free") -> KeyRecord:

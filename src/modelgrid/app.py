@@ -33,6 +33,8 @@ from .counters import Counters, MemoryCounters, RedisCounters
 from .errors import APIError
 from .gateway import Gateway
 from .housekeeping import Housekeeping
+from .knowledge.retrieval import Knowledge
+from .knowledge.store import KnowledgeStore
 from .labels import Labels
 from .layers import build_layers, layer_prices
 from .limiter import Limiter, MemoryLimiter, RedisLimiter
@@ -122,8 +124,16 @@ def create_app(settings: Settings) -> Starlette:
         on_decision=audit_decision(audit, audit_keys),
     )
     compliance = Compliance(reviewer, audit, audit_keys, contents, review_queue)
+    knowledge = Knowledge(KnowledgeStore(db))
     gateway = Gateway(
-        keys, catalogue, metrics, admission, meter, Labels(settings.provider_code), compliance
+        keys,
+        catalogue,
+        metrics,
+        admission,
+        meter,
+        Labels(settings.provider_code),
+        compliance,
+        knowledge,
     )
     overrides = Overrides(OverrideStore(db), admission, meter, settings)
     access_log = AccessLog(fmt=settings.log_format, enabled=settings.log_level in ("debug", "info"))

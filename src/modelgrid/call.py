@@ -36,6 +36,7 @@ class Call:
     label: ExplicitLabel | None = None  # the plan's text label, if this output carries one
     aigc: dict[str, str] | None = None  # the implicit label: GB 45438 Appendix E's metadata
     served: list[str] = field(default_factory=list)  # each choice's text as the client got it
+    citations: list[dict[str, Any]] = field(default_factory=list)  # a layer's sources, numbered
 
     def counts_prompt(self, index: int) -> bool:
         return index % self.per_prompt == 0

@@ -369,6 +369,8 @@ from .cli_compliance import compliance  # noqa: E402
 
 main.add_command(compliance)
 
+from .cli_knowledge import knowledge  # noqa: E402
 from .cli_review import review  # noqa: E402
 
 main.add_command(review)
+main.add_command(knowledge)

@@ -1,7 +1,8 @@
 """The request's whole path, top to bottom.
 
     authenticate → resolve model → admit (plan: model access, rate and concurrency limits)
-      → review the prompt (mask, flag or refuse) → prepare (count the prompt, check it fits)
+      → review the prompt (mask, flag or refuse) → retrieve (a layer's knowledge)
+      → prepare (the layer's instructions and sources; count the prompt, check it fits)
       → admit tokens (tokens per minute) → reserve (quotas and credits)
       → generate (queue, engine; a refused prompt gets the plan's refusal instead)
       → review the answer (as it streams, or whole) → label (explicit, implicit)
@@ -27,6 +28,8 @@ from .catalogue import Catalogue, Entry
 from .compliance import Compliance, Screening
 from .errors import AuthenticationFailed, InsufficientQuota, PermissionDenied
 from .keys import parse_bearer
+from .knowledge.retrieval import Knowledge, Source, query_of, with_sources
+from .knowledge.store import EVERYONE
 from .labels import Labels
 from .layers import layered
 from .metering import Meter
@@ -58,6 +61,7 @@ class Gateway:
         meter: Meter,
         labels: Labels | None = None,
         compliance: Compliance | None = None,
+        knowledge: Knowledge | None = None,
     ) -> None:
         self.keys = keys
         self.catalogue = catalogue
@@ -66,6 +70,7 @@ class Gateway:
         self.meter = meter
         self.labels = labels or Labels()
         self.compliance = compliance or Compliance(Reviewer(ReviewSettings(enabled=False)))
+        self.knowledge = knowledge
 
     async def authenticate(self, authorization: str | None, trace: Trace) -> KeyRecord:
         key = parse_bearer(authorization)
@@ -108,7 +113,11 @@ class Gateway:
                     for m, t in zip(body.messages, reviewed, strict=True)
                 ]
                 body = body.model_copy(update={"messages": masked})
-        entry, prepared = await self._degrading(caller, entry, trace, self._chat_prepared(body))
+        said = [{"role": m.role, "content": m.text()} for m in body.messages]
+        sources = await self._retrieve(caller, entry, query_of(said))
+        entry, prepared = await self._degrading(
+            caller, entry, trace, self._chat_prepared(body, sources)
+        )
         content_id = f"chatcmpl-{trace.uid}"
         json_output = body.response_format is not None and body.response_format.type != "text"
         call = Call(
@@ -125,12 +134,13 @@ class Gateway:
             per_prompt=len(prepared),  # one prompt, however many choices
             label=self.labels.explicit(self.admission.plan_of(caller), json_output),
             aigc=self._implicit_label(content_id, trace),
+            citations=[s.citation() for s in sources],
         )
         return await self._respond(call)
 
-    def _chat_prepared(self, body: ChatCompletionRequest) -> _Prepare:
+    def _chat_prepared(self, body: ChatCompletionRequest, sources: list[Source]) -> _Prepare:
         async def prepare(caller: KeyRecord, entry: Entry, trace: Trace) -> list[Prepared]:
-            requests = self._marked(caller, entry, chat_requests(body, entry.settings))
+            requests = self._marked(caller, entry, chat_requests(body, entry.settings), sources)
             prepared = [await entry.engine.prepare(r) for r in requests]
             trace.tokens_in = prepared[0].prompt_tokens  # one prompt, however many choices
             await self.admission.admit_tokens(caller, prepared, trace)
@@ -164,12 +174,14 @@ class Gateway:
         screening = self._screening(caller, entry)
         if screening.policies.input is not None:
             body = await self._review_prompts(body, screening)
+        query = body.prompt if isinstance(body.prompt, str) else ""
+        sources = await self._retrieve(caller, entry, query)
         prefixes: list[str] = []
 
         async def prepare(caller: KeyRecord, entry: Entry, trace: Trace) -> list[Prepared]:
             pairs = text_requests(body, entry.settings)
             prefixes[:] = [prefix for prefix, _ in pairs]
-            capped = self._marked(caller, entry, [r for _, r in pairs])
+            capped = self._marked(caller, entry, [r for _, r in pairs], sources)
             prepared = [await entry.engine.prepare(r) for r in capped]
             trace.tokens_in = sum(p.prompt_tokens for p in prepared[:: body.n])  # once per prompt
             await self.admission.admit_tokens(caller, prepared, trace)
@@ -192,6 +204,7 @@ class Gateway:
             per_prompt=body.n,
             label=self.labels.explicit(self.admission.plan_of(caller), False),
             aigc=self._implicit_label(content_id, trace),
+            citations=[s.citation() for s in sources],
         )
         return await self._respond(call)
 
@@ -221,20 +234,35 @@ class Gateway:
         return {"object": "list", "data": result.data, "model": entry.id, "usage": usage}
 
     def _marked(
-        self, caller: KeyRecord, entry: Entry, requests: list[GenerationRequest]
+        self,
+        caller: KeyRecord,
+        entry: Entry,
+        requests: list[GenerationRequest],
+        sources: list[Source],
     ) -> list[GenerationRequest]:
-        """The requests as the model's layer makes them (its instructions, its adapter), held
-        to the plan's max_tokens, and watermarked where the plan says (engines that cannot see
-        the logits, upstream ones, leave the flag be). The operator's own keys, on no plan,
-        get no watermark, as they get no text label: their output is not served to the
-        public."""
+        """The requests as the model's layer makes them (its instructions, the sources found
+        in its knowledge, its adapter), held to the plan's max_tokens, and watermarked where
+        the plan says (engines that cannot see the logits, upstream ones, leave the flag be).
+        The operator's own keys, on no plan, get no watermark, as they get no text label:
+        their output is not served to the public."""
         if entry.layer is not None:
-            requests = [layered(entry.layer, r) for r in requests]
+            requests = [layered(entry.layer, with_sources(r, sources)) for r in requests]
         capped = self.admission.capped(caller, requests)
         plan = self.admission.plan_of(caller)
         if plan is None or not plan.watermark:
             return capped
         return [replace(r, watermark=True) for r in capped]
+
+    async def _retrieve(self, caller: KeyRecord, entry: Entry, query: str) -> list[Source]:
+        """A layer's passages for ``query``, from its knowledge and its parents', among those
+        the caller's organisation may read (the operator's own keys may read all)."""
+        layer = entry.layer
+        if layer is None or self.knowledge is None or not layer.settings.knowledge_top_k:
+            return []
+        org = EVERYONE if self.admission.plan_of(caller) is None else caller.org_id
+        return await self.knowledge.retrieve(
+            layer.chain, org, query, layer.settings.knowledge_top_k
+        )
 
     def _plan(self, caller: KeyRecord) -> PlanSettings:
         """The caller's plan; the operator's own keys, on none, are reviewed as the default
@@ -281,6 +309,8 @@ class Gateway:
         response = call.fmt.response(choices, usage_of(call.trace))
         if call.aigc is not None:
             response["AIGC"] = call.aigc
+        if call.citations:
+            response["citations"] = call.citations
         return response
 
     def _more(self, call: Call) -> Callable[[int], AsyncGenerator[Piece, None]]:

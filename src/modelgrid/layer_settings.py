@@ -33,6 +33,8 @@ class LayerSettings(BaseModel):
     plans: list[str] = Field(default_factory=list)  # for visibility = "plans"
     org: str = ""  # for visibility = "org": the organisation's name or id
     owned_by: str = ""  # in /v1/models; empty: the organisation's name, or the parent's
+    # Passages of its knowledge (and its parents') put in front of each prompt; 0: none.
+    knowledge_top_k: int = Field(4, ge=0, le=20)
 
     @model_validator(mode="after")
     def _audience_named(self) -> LayerSettings:

@@ -31,14 +31,18 @@ async def stream(
     """``first`` and ``rest`` are choice 0's pieces; ``more(i)`` generates choice i's;
     ``ended`` runs once the stream is over, however it ended."""
     fmt, trace, label = call.fmt, call.trace, call.label
-    tagged = call.aigc is None
+    tagged = call.aigc is None and not call.citations
     if call.screening.refused:
         label = None  # the refusal is ModelGrid's own text, not generated content
 
     def event(payload: dict[str, Any]) -> bytes:
         nonlocal tagged
-        if not tagged:  # the implicit label rides on the stream's first chunk
-            payload["AIGC"], tagged = call.aigc, True
+        if not tagged:  # the implicit label and the citations ride on the first chunk
+            tagged = True
+            if call.aigc is not None:
+                payload["AIGC"] = call.aigc
+            if call.citations:
+                payload["citations"] = call.citations
         return sse(payload)
 
     try:

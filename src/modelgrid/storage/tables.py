@@ -253,3 +253,51 @@ review_items = sa.Table(
     sa.Index("ix_review_items_created_at", "created_at"),
     sa.Index("ix_review_items_content_id", "content_id"),
 )
+
+# Layers' knowledge (knowledge/). Every row names its layer and the layer's organisation (NULL
+# for a layer everyone or some plans see), so that retrieval filters by both in its queries.
+knowledge_documents = sa.Table(
+    "knowledge_documents",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("layer", sa.String(200), nullable=False),
+    sa.Column("org_id", sa.String(32), nullable=True),
+    sa.Column("source", sa.String(1000), nullable=False),  # the file, as it was added
+    sa.Column("title", sa.String(500), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),  # of the file: unchanged ones are skipped
+    sa.Column("passages", sa.Integer(), nullable=False),
+    sa.Column("pages", sa.Integer(), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("layer", "source", name="uq_knowledge_documents_layer_source"),
+)
+
+knowledge_passages = sa.Table(
+    "knowledge_passages",
+    metadata,
+    sa.Column("id", _AUTO_ID, primary_key=True, autoincrement=True),
+    sa.Column("document_id", sa.String(32), nullable=False),
+    sa.Column("layer", sa.String(200), nullable=False),
+    sa.Column("org_id", sa.String(32), nullable=True),
+    sa.Column("ordinal", sa.Integer(), nullable=False),  # its place in the document
+    sa.Column("heading", sa.String(500), nullable=False),
+    sa.Column("page", sa.Integer(), nullable=True),
+    sa.Column("text", sa.Text(), nullable=False),
+    sa.Column("length", sa.Integer(), nullable=False),  # in index terms, for BM25
+    sa.Column("embedding", sa.LargeBinary(), nullable=True),  # float32, normalised
+    sa.Index("ix_knowledge_passages_layer", "layer"),
+    sa.Index("ix_knowledge_passages_document_id", "document_id"),
+)
+
+# BM25's postings: a term's frequency in a passage, with the passage's length, so that one
+# query over (layer, term) scores every candidate.
+knowledge_terms = sa.Table(
+    "knowledge_terms",
+    metadata,
+    sa.Column("layer", sa.String(200), primary_key=True),
+    sa.Column("term", sa.String(64), primary_key=True),
+    sa.Column("passage_id", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("org_id", sa.String(32), nullable=True),
+    sa.Column("tf", sa.Integer(), nullable=False),
+    sa.Column("length", sa.Integer(), nullable=False),
+    sa.Index("ix_knowledge_terms_passage_id", "passage_id"),
+)

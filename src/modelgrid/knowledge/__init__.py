@@ -1,0 +1,1 @@
+"""Layers' knowledge: documents ingested into passages, retrieved for a request and cited."""
