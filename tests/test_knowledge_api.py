@@ -14,6 +14,9 @@ from .faults import FaultServer, fault_server
 from .services import Server, run_server
 
 CONFIG = """
+[knowledge]
+embedding_model = "smollm2-135m-instruct"  # the embedded engine embeds passages and questions
+
 [models.base]
 [[models.base.deployments]]
 engine = "openai"
@@ -147,3 +150,35 @@ def test_the_cli_lists_and_removes_documents(server: Server, docs: Path) -> None
         "knowledge", "remove", "smollm2-135m-instruct/shop", str(docs / "faq.md"), check=False
     )
     assert again.returncode != 0
+
+
+def test_the_embedded_engine_serves_embeddings(server: Server) -> None:
+    import base64
+
+    import numpy as np
+
+    client = client_for(server, "embedder")
+    result = client.embeddings.create(
+        model="smollm2-135m-instruct", input=["refund policy", "shipping times"]
+    )
+    vectors = np.array([d.embedding for d in result.data])
+    assert vectors.shape == (2, 576) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-3)
+    assert result.usage.prompt_tokens > 2
+    raw = httpx.post(
+        f"{server.base_url}/embeddings",
+        json={
+            "model": "smollm2-135m-instruct",
+            "input": "refund policy",
+            "encoding_format": "base64",
+        },
+        headers={"Authorization": f"Bearer {server.admin_key}"},
+    ).json()
+    decoded = np.frombuffer(base64.b64decode(raw["data"][0]["embedding"]), dtype="<f4")
+    assert np.allclose(decoded, vectors[0], atol=1e-5)
+    with pytest.raises(openai.BadRequestError, match="dimensions"):
+        client.embeddings.create(model="smollm2-135m-instruct", input="x", dimensions=8)
+
+
+def test_documents_are_embedded_with_the_configured_model(server: Server, docs: Path) -> None:
+    listed = server.cli("knowledge", "list", "base/shop", "--json").stdout
+    assert '"embedded_with":"smollm2-135m-instruct"' in listed

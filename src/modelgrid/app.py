@@ -33,6 +33,7 @@ from .counters import Counters, MemoryCounters, RedisCounters
 from .errors import APIError
 from .gateway import Gateway
 from .housekeeping import Housekeeping
+from .knowledge.embedding import embedder_of
 from .knowledge.retrieval import Knowledge
 from .knowledge.store import KnowledgeStore
 from .labels import Labels
@@ -124,7 +125,13 @@ def create_app(settings: Settings) -> Starlette:
         on_decision=audit_decision(audit, audit_keys),
     )
     compliance = Compliance(reviewer, audit, audit_keys, contents, review_queue)
-    knowledge = Knowledge(KnowledgeStore(db))
+    embedder = settings.knowledge.embedding_model
+    knowledge = Knowledge(
+        KnowledgeStore(db),
+        embedder_of(catalogue.resolve(embedder).engine) if embedder else None,
+        embedder,
+        settings.knowledge.candidates,
+    )
     gateway = Gateway(
         keys,
         catalogue,

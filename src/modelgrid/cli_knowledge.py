@@ -12,7 +12,9 @@ from typing import TypeVar
 import click
 import orjson
 
+from .catalogue import Catalogue
 from .cli_options import _settings, config_option
+from .knowledge.embedding import embedder_of
 from .knowledge.ingest import files_of, ingest
 from .knowledge.store import EVERYONE, KnowledgeStore
 from .layers import Layer, build_layers
@@ -77,8 +79,26 @@ def knowledge_add(config: str | None, layer: str, paths: tuple[Path, ...]) -> No
         target = _layer(settings, layer)
         owner = await _owner(db, target)
         files = files_of(paths)
-        with click.progressbar(length=len(files), label="indexing", file=sys.stderr) as bar:
-            done = await ingest(KnowledgeStore(db), layer, owner, files, lambda _: bar.update(1))
+        model = settings.knowledge.embedding_model
+        # The embedding model runs here, as the server would run it (loaded in this process
+        # for the embedded engine, asked over HTTP for an upstream).
+        router = Catalogue.from_settings(settings).resolve(model).router if model else None
+        if router is not None:
+            await router.start()
+        try:
+            with click.progressbar(length=len(files), label="indexing", file=sys.stderr) as bar:
+                done = await ingest(
+                    KnowledgeStore(db),
+                    layer,
+                    owner,
+                    files,
+                    lambda _: bar.update(1),
+                    embedder_of(router) if router is not None else None,
+                    model,
+                )
+        finally:
+            if router is not None:
+                await router.close()
         click.echo(
             f"{layer}: {done.added} added, {done.updated} updated, {done.unchanged} unchanged; "
             f"{done.passages} passages from {done.pages} pages in {done.seconds:.1f} s",
@@ -111,6 +131,7 @@ def knowledge_list(config: str | None, layer: str | None, as_json: bool) -> None
                     "passages": d.passages,
                     "pages": d.pages,
                     "sha256": d.sha256,
+                    "embedded_with": d.embedded_with,
                     "updated_at": d.updated_at.isoformat(),
                 }
                 for d in documents

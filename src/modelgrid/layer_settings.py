@@ -43,3 +43,15 @@ class LayerSettings(BaseModel):
         if self.visibility == "org" and not self.org:
             raise ValueError('visibility = "org" needs the organisation (org = "...")')
         return self
+
+
+class KnowledgeSettings(BaseModel):
+    """``[knowledge]``: how layers' documents are found."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # A model of [models] whose engine makes embeddings (the embedded engine, or an upstream
+    # serving /v1/embeddings): passages are embedded with it when added, and retrieval fuses
+    # their similarity to the question with BM25's ranking. Empty: BM25 alone.
+    embedding_model: str = ""
+    candidates: int = Field(50, ge=1, le=1000)  # from each ranking, before they are fused

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .layer_settings import LayerSettings
+from .layer_settings import KnowledgeSettings, LayerSettings
 from .layers import LayerError, build_layers
 from .plan_settings import BUILTIN_PLANS as BUILTIN_PLANS
 from .plan_settings import SIX_MONTHS_DAYS
@@ -161,6 +161,7 @@ class Settings(BaseModel):
     )
     # Models built on models: [layers."base/finance"], served by base's deployments.
     layers: dict[str, LayerSettings] = Field(default_factory=dict)
+    knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     # The watermark's secret key, 64 hex digits; empty: one made on first start in data_dir
     # (watermark.key). Every replica must use the same key.
@@ -226,6 +227,9 @@ class Settings(BaseModel):
         for where, policy in named:
             if policy and policy not in known:
                 raise ValueError(f"{where}.review_policy: no review policy {policy!r}")
+        embedder = self.knowledge.embedding_model
+        if embedder and embedder not in self.models:
+            raise ValueError(f"knowledge.embedding_model: no model {embedder!r} in [models]")
         guard = self.review.guard.model
         if guard and guard not in self.models:
             raise ValueError(f"review.guard.model: no model {guard!r} (declare it in [models])")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from modelgrid.knowledge.bm25 import scores
@@ -140,3 +141,55 @@ async def test_the_migration_matches_the_tables_and_downgrades(db: Database) -> 
         assert not {t.name for t in mine} & set(after) and "provenance_index" in after
         await conn.run_sync(_alembic, "upgrade", "head")
         assert await conn.run_sync(_schema) == schema
+
+
+def test_reciprocal_rank_fusion_puts_what_both_rank_well_first() -> None:
+    from modelgrid.knowledge.retrieval import fuse
+
+    fused = fuse([[1, 2, 3], [3, 1, 4]])
+    assert [pid for pid, _ in fused] == [1, 3, 2, 4]
+    assert fused[0][1] == pytest.approx(1 / 61 + 1 / 62)
+
+
+# A stand-in for an embedding model in this unit test: texts that share a concept point the
+# same way, whatever their words (the end-to-end tests use the embedded engine's own).
+CONCEPTS = {"return": 0, "refund": 0, "send back": 0, "ship": 1, "deliver": 1, "warranty": 2}
+
+
+async def concept_vectors(texts: list[str]) -> np.ndarray:
+    out = np.full((len(texts), 4), 0.01, dtype=np.float32)
+    for row, text in enumerate(texts):
+        for word, concept in CONCEPTS.items():
+            if word in text.lower():
+                out[row, concept] += 1
+    normalised: np.ndarray = out / np.linalg.norm(out, axis=1, keepdims=True)
+    return normalised
+
+
+async def test_embeddings_find_what_words_miss_and_follow_changes(
+    db: Database, tmp_path: Path
+) -> None:
+    store = KnowledgeStore(db)
+    knowledge = Knowledge(store, concept_vectors, "concepts", candidates=10)
+    faq = tmp_path / "faq.md"
+    faq.write_text(FAQ, encoding="utf-8")
+    done = await ingest(
+        store, "base/shop", None, [faq], embed=concept_vectors, embedded_with="concepts"
+    )
+    assert done.added == 1
+    # "send back" shares no index term with the Returns section; its embedding does.
+    found = await knowledge.retrieve(["base/shop"], None, "Could I send back my kettle?", 1)
+    assert found[0].passage.heading == "Returns"
+    assert await KnowledgeStore(db).digest("base/shop", str(faq)) is not None
+    again = await ingest(
+        store, "base/shop", None, [faq], embed=concept_vectors, embedded_with="concepts"
+    )
+    assert again.unchanged == 1
+    other_model = await ingest(
+        store, "base/shop", None, [faq], embed=concept_vectors, embedded_with="v2"
+    )
+    assert other_model.updated == 1  # embedded by another model: indexed again
+    # The cached embeddings follow the change (new passages, new ids).
+    knowledge.model = "v2"
+    found = await knowledge.retrieve(["base/shop"], None, "Could I send back my kettle?", 1)
+    assert found[0].passage.heading == "Returns"

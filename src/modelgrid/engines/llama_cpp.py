@@ -34,9 +34,19 @@ from ..errors import ContextLengthExceeded, InvalidRequest, ServerError
 from ..scheduler import FairQueue
 from ..settings import LlamaCppSettings
 from ..stops import StopMatcher
-from ..types import FinishReason, GenerationRequest, Piece, Prepared, Sampling, Tenant
+from ..types import (
+    EmbeddingRequest,
+    EmbeddingResult,
+    FinishReason,
+    GenerationRequest,
+    Piece,
+    Prepared,
+    Sampling,
+    Tenant,
+)
 from ..watermark import GreenList, Watermark
 from .base import Engine, EngineStats
+from .llama_cpp_embeddings import Embedder
 
 _DONE = object()
 
@@ -92,6 +102,7 @@ class LlamaCppEngine(Engine):
         self._watermark = watermark
         self._green: GreenList | None = None
         self._watermarking: LogitsProcessorList | None = None
+        self._embedder = Embedder(name, self._path, settings.n_ctx, settings.n_threads or None)
 
     async def start(self) -> None:
         s = self._settings
@@ -122,6 +133,10 @@ class LlamaCppEngine(Engine):
         for model in self._models:
             model.close()
         self._models = []
+        self._embedder.close()
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        return await self._embedder.embed(request)
 
     def stats(self) -> EngineStats:
         queue = self._queue

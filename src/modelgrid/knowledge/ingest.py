@@ -10,9 +10,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .chunking import passages
 from .readers import UnreadableDocument, kind_of, read
+from .retrieval import Embed
 from .store import KnowledgeStore
+
+_EMBED_BATCH = 16
 
 
 @dataclass
@@ -43,8 +48,12 @@ async def ingest(
     org_id: str | None,
     files: Iterable[Path],
     progress: Callable[[Path], None] = lambda _: None,
+    embed: Embed | None = None,
+    embedded_with: str = "",
 ) -> Ingested:
-    """Add ``files`` to ``layer`` (owned by ``org_id``); each is named by its path as given."""
+    """Add ``files`` to ``layer`` (owned by ``org_id``); each is named by its path as given.
+    With ``embed`` (the model ``embedded_with``'s), passages are embedded too, and a file
+    embedded before by another model, or by none, is indexed again."""
     done = Ingested()
     started = time.perf_counter()
     for path in files:
@@ -57,7 +66,7 @@ async def ingest(
             continue
         digest = hashlib.sha256(data).hexdigest()
         before = await store.digest(layer, source)
-        if before == digest:
+        if before == (digest, embedded_with if embed is not None else ""):
             done.unchanged += 1
             progress(path)
             continue
@@ -68,7 +77,21 @@ async def ingest(
             progress(path)
             continue
         cut = passages(document.sections)
-        await store.put(layer, org_id, source, document.title, digest, document.pages, cut)
+        vectors = None
+        if embed is not None and cut:
+            batches = [cut[i : i + _EMBED_BATCH] for i in range(0, len(cut), _EMBED_BATCH)]
+            vectors = np.concatenate([await embed([p.text for p in b]) for b in batches])
+        await store.put(
+            layer,
+            org_id,
+            source,
+            document.title,
+            digest,
+            document.pages,
+            cut,
+            vectors,
+            embedded_with,
+        )
         if before is None:
             done.added += 1
         else:

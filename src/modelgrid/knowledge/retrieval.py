@@ -3,14 +3,19 @@ answer the prompt, put in front of it with their sources, and cited in the respo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from ..types import GenerationRequest
 from .bm25 import scores
-from .store import KnowledgeStore, StoredPassage
+from .store import KnowledgeStore, Statistics, StoredPassage
 from .tokens import terms
+
+# Texts to their embeddings, a row each of length 1.
+Embed = Callable[[list[str]], Awaitable[np.ndarray]]
 
 INSTRUCTION = (
     "Answer from the sources below where they apply, and cite each one you use by its number "
@@ -42,8 +47,20 @@ class Source:
 
 
 class Knowledge:
-    def __init__(self, store: KnowledgeStore) -> None:
+    """Retrieval over layers' passages: BM25 alone, or fused with embedding similarity when
+    ``embed`` (the embedding model's, ``model``) is given."""
+
+    def __init__(
+        self,
+        store: KnowledgeStore,
+        embed: Embed | None = None,
+        model: str = "",
+        candidates: int = 50,
+    ) -> None:
         self.store = store
+        self.embed, self.model, self.candidates = embed, model, candidates
+        # Each (layers, organisation)'s embeddings, kept while its passages do not change.
+        self._vectors: dict[tuple[tuple[str, ...], str | None], _Vectors] = {}
 
     async def retrieve(
         self, layers: Sequence[str], org: str | None, query: str, limit: int
@@ -51,17 +68,65 @@ class Knowledge:
         """The ``limit`` best passages of ``layers`` for ``query``, among the rows ``org`` may
         read (``store.EVERYONE``: any)."""
         wanted = terms(query)
-        if not wanted or not layers or limit <= 0:
+        if not query.strip() or not layers or limit <= 0:
             return []
-        count, mean = await self.store.statistics(layers, org)
-        if not count:
+        stats = await self.store.statistics(layers, org)
+        if not stats.passages:
             return []
-        postings = await self.store.postings(layers, org, sorted(set(wanted)))
-        ranked = sorted(scores(wanted, postings, count, mean).items(), key=lambda kv: -kv[1])
-        best = ranked[:limit]
-        found = await self.store.passages([pid for pid, _ in best], layers, org)
-        kept = [(found[pid], score) for pid, score in best if pid in found]
-        return [Source(i, passage, score) for i, (passage, score) in enumerate(kept, 1)]
+        rankings: list[list[int]] = []
+        found_scores: dict[int, float] = {}
+        if wanted:
+            postings = await self.store.postings(layers, org, sorted(set(wanted)))
+            found_scores = scores(wanted, postings, stats.passages, stats.mean_length)
+            ranked = sorted(found_scores.items(), key=lambda kv: -kv[1])[: self.candidates]
+            rankings.append([pid for pid, _ in ranked])
+        if self.embed is not None:
+            rankings.append(await self._similar(layers, org, stats, query))
+        if len(rankings) > 1:
+            found_scores = dict(fuse(rankings))
+            rankings = [list(found_scores)]
+        best = rankings[0][:limit] if rankings else []
+        found = await self.store.passages(best, layers, org)
+        kept = [found[pid] for pid in best if pid in found]
+        return [
+            Source(i, passage, found_scores.get(passage.id, 0.0))
+            for i, passage in enumerate(kept, 1)
+        ]
+
+    async def _similar(
+        self, layers: Sequence[str], org: str | None, stats: Statistics, query: str
+    ) -> list[int]:
+        assert self.embed is not None
+        key = (tuple(layers), org)
+        cached = self._vectors.get(key)
+        if cached is None or cached.stamp != (stats.passages, stats.newest):
+            ids, matrix = await self.store.vectors(layers, org, self.model)
+            cached = _Vectors((stats.passages, stats.newest), ids, matrix)
+            self._vectors[key] = cached
+        if not len(cached.ids):
+            return []
+        asked = (await self.embed([query]))[0]
+        similarity = cached.matrix @ asked
+        top = np.argsort(-similarity)[: self.candidates]
+        return [int(cached.ids[i]) for i in top]
+
+
+@dataclass(frozen=True, slots=True)
+class _Vectors:
+    stamp: tuple[int, int]
+    ids: np.ndarray
+    matrix: np.ndarray
+
+
+def fuse(rankings: Sequence[Sequence[int]], k: int = 60) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion (Cormack et al., 2009): each list's rank r counts 1 / (k + r),
+    so that what ranks well in both comes first, whatever the lists' score scales. Best
+    first, with the fused scores."""
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, pid in enumerate(ranking, 1):
+            fused[pid] = fused.get(pid, 0.0) + 1.0 / (k + rank)
+    return sorted(fused.items(), key=lambda kv: -kv[1])
 
 
 def sources_block(sources: Sequence[Source]) -> str:

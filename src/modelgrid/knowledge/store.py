@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import numpy as np
 import sqlalchemy as sa
 
 from ..storage.database import Database
@@ -35,6 +36,7 @@ class StoredDocument:
     sha256: str
     passages: int
     pages: int
+    embedded_with: str
     updated_at: datetime
 
 
@@ -51,6 +53,16 @@ class StoredPassage:
 
 
 @dataclass(frozen=True, slots=True)
+class Statistics:
+    """What the passages a search covers are: how many, their mean length, and the newest
+    one's id (with the count, it tells whether they changed since last read)."""
+
+    passages: int
+    mean_length: float
+    newest: int
+
+
+@dataclass(frozen=True, slots=True)
 class Posting:
     term: str
     passage_id: int
@@ -62,14 +74,17 @@ class KnowledgeStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def digest(self, layer: str, source: str) -> str | None:
-        """The stored SHA-256 of ``source`` in ``layer``; None when it is not there."""
+    async def digest(self, layer: str, source: str) -> tuple[str, str] | None:
+        """The stored SHA-256 of ``source`` in ``layer``, and the model its passages were
+        embedded with; None when it is not there."""
         d = knowledge_documents.c
         async with self._db.engine.connect() as conn:
-            found = await conn.scalar(
-                sa.select(d.sha256).where(d.layer == layer, d.source == source)
-            )
-        return None if found is None else str(found)
+            found = (
+                await conn.execute(
+                    sa.select(d.sha256, d.embedded_with).where(d.layer == layer, d.source == source)
+                )
+            ).first()
+        return None if found is None else (str(found.sha256), str(found.embedded_with))
 
     async def put(
         self,
@@ -80,9 +95,11 @@ class KnowledgeStore:
         sha256: str,
         pages: int,
         passages: Sequence[Passage],
+        embeddings: np.ndarray | None = None,
+        embedded_with: str = "",
     ) -> str:
         """Store a document in one transaction, replacing what ``source`` held in ``layer``
-        before; returns its id."""
+        before; returns its id. ``embeddings``: a row per passage, made by ``embedded_with``."""
         document_id = "doc_" + secrets.token_hex(8)
         now = datetime.now(UTC)
         async with self._db.begin_write() as conn:
@@ -97,6 +114,7 @@ class KnowledgeStore:
                     sha256=sha256,
                     passages=len(passages),
                     pages=pages,
+                    embedded_with=embedded_with if embeddings is not None else "",
                     updated_at=now,
                 )
             )
@@ -116,7 +134,9 @@ class KnowledgeStore:
                                 "page": p.page,
                                 "text": p.text,
                                 "length": sum(c.values()),
-                                "embedding": None,
+                                "embedding": None
+                                if embeddings is None
+                                else embeddings[start + i].astype("<f4").tobytes(),
                             }
                             for i, (p, c) in enumerate(zip(batch, counted, strict=True))
                         ],
@@ -149,15 +169,37 @@ class KnowledgeStore:
             rows = (await conn.execute(query.order_by(d.layer, d.source))).all()
         return [StoredDocument(**row._mapping) for row in rows]
 
-    async def statistics(self, layers: Sequence[str], org: str | None) -> tuple[int, float]:
-        """How many passages the layers hold for ``org``, and their mean length."""
+    async def statistics(self, layers: Sequence[str], org: str | None) -> Statistics:
         p = knowledge_passages.c
-        query = sa.select(sa.func.count(), sa.func.avg(p.length)).where(
+        query = sa.select(sa.func.count(), sa.func.avg(p.length), sa.func.max(p.id)).where(
             p.layer.in_(layers), *_org(p.org_id, org)
         )
         async with self._db.engine.connect() as conn:
-            count, mean = (await conn.execute(query)).one()
-        return int(count or 0), float(mean or 0.0)
+            count, mean, newest = (await conn.execute(query)).one()
+        return Statistics(int(count or 0), float(mean or 0.0), int(newest or 0))
+
+    async def vectors(
+        self, layers: Sequence[str], org: str | None, model: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ids and embeddings (one row each) of the passages ``model`` embedded."""
+        p, d = knowledge_passages.c, knowledge_documents.c
+        query = (
+            sa.select(p.id, p.embedding)
+            .join(knowledge_documents, d.id == p.document_id)
+            .where(
+                p.layer.in_(layers),
+                *_org(p.org_id, org),
+                d.embedded_with == model,
+                p.embedding.is_not(None),
+            )
+        )
+        async with self._db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        ids = np.fromiter((r.id for r in rows), dtype=np.int64, count=len(rows))
+        matrix = np.frombuffer(b"".join(r.embedding for r in rows), dtype="<f4")
+        return ids, matrix.reshape(len(rows), -1).astype(np.float32)
 
     async def postings(
         self, layers: Sequence[str], org: str | None, wanted: Sequence[str]

@@ -267,6 +267,8 @@ knowledge_documents = sa.Table(
     sa.Column("sha256", sa.String(64), nullable=False),  # of the file: unchanged ones are skipped
     sa.Column("passages", sa.Integer(), nullable=False),
     sa.Column("pages", sa.Integer(), nullable=False),
+    # The model its passages were embedded with; empty: none (BM25 alone finds them).
+    sa.Column("embedded_with", sa.String(200), nullable=False, server_default=""),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("layer", "source", name="uq_knowledge_documents_layer_source"),
 )
