@@ -4,6 +4,7 @@ enterprise layers on it, called with the official client by keys of different or
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import openai
@@ -156,3 +157,83 @@ def test_a_layers_review_policy_tightens_what_it_inherits(server: Server) -> Non
     strict = acme.chat.completions.create(model="base/finance/acme", messages=prompt)  # type: ignore[arg-type]
     assert loose.choices[0].finish_reason == "stop"
     assert strict.choices[0].finish_reason == "content_filter"
+
+
+def key_of(server: Server, org: str, role: str = "user", plan: str = "free") -> str:
+    body = {"org": org, "plan": plan, "role": role}
+    r = httpx.post(f"{server.url}/admin/v1/keys", json=body, headers=admin(server))
+    assert r.status_code == 201, r.text
+    key: str = r.json()["key"]
+    return key
+
+
+def test_the_operator_adds_a_layer_at_runtime_and_removes_it(
+    server: Server, faults: FaultServer
+) -> None:
+    url = f"{server.url}/admin/v1/layers"
+    made = httpx.put(
+        f"{url}/base/finance/tax",
+        json={"system_prompt": "You explain tax rules.", "prices": {"input": 4.0, "output": 8.0}},
+        headers=admin(server),
+    )
+    assert made.status_code == 200, made.text
+    assert made.json()["root"] == "base" and made.json()["source"] == "api"
+    client = client_for(server, "taxpayer", "free")
+    ask(client, "base/finance/tax")  # at once, on the replica that took the change
+    told = faults.bodies[-1]["messages"][0]["content"]
+    assert told == "You answer questions on finance.\n\nYou explain tax rules."
+    listed = httpx.get(url, headers=admin(server)).json()["data"]
+    assert {"base/finance", "base/finance/tax"} <= {layer["id"] for layer in listed}
+    # The config's layers are the config's; a layer with children stays until they go.
+    config_one = httpx.put(f"{url}/base/finance", json={}, headers=admin(server))
+    assert config_one.status_code == 409
+    httpx.put(f"{url}/base/finance/tax/vat", json={}, headers=admin(server))
+    assert httpx.delete(f"{url}/base/finance/tax", headers=admin(server)).status_code == 409
+    assert httpx.delete(f"{url}/base/finance/tax/vat", headers=admin(server)).status_code == 200
+    assert httpx.delete(f"{url}/base/finance/tax", headers=admin(server)).status_code == 200
+    with pytest.raises(openai.NotFoundError):
+        ask(client, "base/finance/tax")
+    bad = httpx.put(f"{url}/nowhere/x", json={}, headers=admin(server))
+    assert (
+        bad.status_code == 400 and "neither a model nor a layer" in bad.json()["error"]["message"]
+    )
+
+
+def test_an_organisations_admin_makes_its_own_enterprise_layer(
+    server: Server, faults: FaultServer, tmp_path: Path
+) -> None:
+    url = f"{server.url}/admin/v1/layers"
+    globex = {"Authorization": f"Bearer {key_of(server, 'globex', 'org_admin')}"}
+    made = httpx.put(
+        f"{url}/base/finance/globex",
+        json={"system_prompt": "You work for Globex.", "visibility": "org"},
+        headers=globex,
+    )
+    assert made.status_code == 200, made.text
+    orgs = httpx.get(f"{server.url}/admin/v1/orgs", headers=admin(server)).json()["data"]
+    assert made.json()["org"] == {o["name"]: o["id"] for o in orgs}["globex"]  # its own, by id
+    public = httpx.put(f"{url}/base/finance/open", json={"visibility": "everyone"}, headers=globex)
+    assert public.status_code == 400 and public.json()["error"]["param"] == "visibility"
+    # Building on another organisation's layer: as if it did not exist.
+    on_acme = httpx.put(f"{url}/base/finance/acme/x", json={"visibility": "org"}, headers=globex)
+    assert on_acme.status_code == 404
+    mine = openai.OpenAI(base_url=server.base_url, api_key=key_of(server, "globex"), max_retries=0)
+    ask(mine, "base/finance/globex")
+    assert faults.bodies[-1]["messages"][0]["content"].endswith("You work for Globex.")
+    with pytest.raises(openai.NotFoundError):
+        ask(client_for(server, "acme", "free"), "base/finance/globex")
+    seen = {layer["id"] for layer in httpx.get(url, headers=globex).json()["data"]}
+    assert "base/finance/globex" in seen and "base/finance/acme" not in seen
+    assert httpx.delete(f"{url}/base/finance/acme", headers=globex).status_code == 404
+    # Its knowledge is added as any layer's, and stored as the organisation's.
+    (tmp_path / "globex.md").write_text("# Globex\n\nGlobex closes its books in March.")
+    added = server.cli("knowledge", "add", "base/finance/globex", str(tmp_path / "globex.md"))
+    assert "1 added" in added.stderr
+    cited = (
+        mine.chat.completions.create(
+            model="base/finance/globex",
+            messages=[{"role": "user", "content": "When does Globex close its books?"}],
+        ).model_extra
+        or {}
+    )
+    assert cited["citations"][0]["layer"] == "base/finance/globex"

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .errors import APIError, InvalidRequest, NotFound
+from .errors import Conflict, InvalidRequest, NotFound
 from .routes import JSON, gateway_of, read_json, trace_of
 from .schemas import Body, parse
 from .storage.keys import KeyRecord
@@ -33,8 +33,7 @@ from .storage.review_queue import (
 DEFAULT_LIMIT = 100
 
 
-class Conflict(APIError):
-    status = 409
+class Decided(Conflict):
     code = "already_decided"
 
 
@@ -135,7 +134,7 @@ async def decide_item(request: Request) -> Response:
         raise _unknown() from None
     except AlreadyDecided as exc:
         decided = exc.item
-        raise Conflict(
+        raise Decided(
             f"This item was already {decided.status} by {decided.decided_by_prefix or '?'}"
             f" at {decided.decided_at.isoformat() if decided.decided_at else '?'}.",
             param="id",

@@ -16,6 +16,7 @@ from . import (
     admin,
     admin_billing,
     admin_codes,
+    admin_layers,
     admin_members,
     admin_plans,
     admin_review,
@@ -142,7 +143,7 @@ def create_app(settings: Settings) -> Starlette:
         compliance,
         knowledge,
     )
-    overrides = Overrides(OverrideStore(db), admission, meter, settings)
+    overrides = Overrides(OverrideStore(db), admission, meter, settings, catalogue=catalogue)
     access_log = AccessLog(fmt=settings.log_format, enabled=settings.log_level in ("debug", "info"))
 
     @asynccontextmanager
@@ -204,6 +205,7 @@ def create_app(settings: Settings) -> Starlette:
         + admin_codes.routes
         + admin_members.routes
         + admin_plans.routes
+        + admin_layers.routes
         + provenance_routes.routes
         + admin_review.routes
         + signup.routes,

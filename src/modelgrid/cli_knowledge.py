@@ -11,16 +11,19 @@ from typing import TypeVar
 
 import click
 import orjson
+from pydantic import ValidationError
 
 from .catalogue import Catalogue
 from .cli_options import _settings, config_option
 from .knowledge.embedding import embedder_of
 from .knowledge.ingest import files_of, ingest
 from .knowledge.store import EVERYONE, KnowledgeStore
-from .layers import Layer, build_layers
+from .layer_settings import LayerSettings
+from .layers import Layer, combined
 from .settings import Settings
 from .storage.database import Database
 from .storage.orgs import OrgStore
+from .storage.overrides import OverrideStore
 
 T = TypeVar("T")
 
@@ -39,8 +42,19 @@ def _run(config: str | None, action: Callable[[Settings, Database], Awaitable[T]
     return asyncio.run(run())
 
 
-def _layer(settings: Settings, layer_id: str) -> Layer:
-    layers = build_layers(settings.models, settings.layers)
+async def _layers(settings: Settings, db: Database) -> dict[str, Layer]:
+    """The config's layers and those made through the admin API."""
+    stored: dict[str, LayerSettings] = {}
+    for layer_id, body in (await OverrideStore(db).all("layer")).items():
+        try:
+            stored[layer_id] = LayerSettings.model_validate(body)
+        except ValidationError:
+            continue  # the server leaves it out too, and says why in its log
+    return combined(settings.models, settings.layers, stored)[0]
+
+
+async def _layer(settings: Settings, db: Database, layer_id: str) -> Layer:
+    layers = await _layers(settings, db)
     if layer_id not in layers:
         known = ", ".join(sorted(layers)) or "none configured"
         raise click.ClickException(f"no layer {layer_id!r} (layers: {known})")
@@ -76,7 +90,7 @@ def knowledge_add(config: str | None, layer: str, paths: tuple[Path, ...]) -> No
     before is re-indexed only if its content changed."""
 
     async def action(settings: Settings, db: Database) -> int:
-        target = _layer(settings, layer)
+        target = await _layer(settings, db, layer)
         owner = await _owner(db, target)
         files = files_of(paths)
         model = settings.knowledge.embedding_model
@@ -119,7 +133,9 @@ def knowledge_list(config: str | None, layer: str | None, as_json: bool) -> None
     """The documents of LAYER (default: of every layer)."""
 
     async def action(settings: Settings, db: Database) -> None:
-        layers = [_layer(settings, layer).id] if layer else list(settings.layers)
+        layers = (
+            [(await _layer(settings, db, layer)).id] if layer else list(await _layers(settings, db))
+        )
         documents = await KnowledgeStore(db).documents(layers, EVERYONE)
         if as_json:
             rows = [
@@ -152,7 +168,7 @@ def knowledge_remove(config: str | None, layer: str, source: str) -> None:
     """Remove SOURCE (as it was added) from LAYER."""
 
     async def action(settings: Settings, db: Database) -> bool:
-        return await KnowledgeStore(db).remove(_layer(settings, layer).id, source)
+        return await KnowledgeStore(db).remove((await _layer(settings, db, layer)).id, source)
 
     if not _run(config, action):
         raise click.ClickException(f"{layer} has no document {source!r}")

@@ -70,6 +70,11 @@ class ModelNotFound(NotFound):
     code = "model_not_found"
 
 
+class Conflict(APIError):
+    status = 409
+    code = "conflict"
+
+
 class MethodNotAllowed(APIError):
     status = 405
     code = "method_not_allowed"

@@ -136,3 +136,33 @@ def layered(layer: Layer, request: GenerationRequest) -> GenerationRequest:
     if layer.adapter:
         request = replace(request, adapter=layer.adapter)
     return request
+
+
+def combined(
+    models: Mapping[str, object],
+    configured: Mapping[str, LayerSettings],
+    stored: Mapping[str, LayerSettings],
+) -> tuple[dict[str, Layer], dict[str, str]]:
+    """The config's layers and those stored through the API, resolved; and the stored ones
+    left out, with why (a name the config or a model has, a parent that is gone, a cycle).
+    A stored layer may be built on another stored one, in any order."""
+    skipped = {k: "the config defines a model or layer of that name" for k in stored}
+    skipped = {k: v for k, v in skipped.items() if k in configured or k in models}
+    accepted = dict(configured)
+    waiting = {k: v for k, v in stored.items() if k not in skipped}
+    reasons: dict[str, str] = {}
+    while waiting:
+        progressed = False
+        for layer_id, settings in list(waiting.items()):
+            try:
+                build_layers(models, {**accepted, layer_id: settings})
+            except LayerError as exc:
+                reasons[layer_id] = str(exc)
+                continue
+            accepted[layer_id] = settings
+            del waiting[layer_id]
+            progressed = True
+        if not progressed:
+            break
+    skipped |= {k: reasons[k] for k in waiting}
+    return build_layers(models, accepted), skipped

@@ -1,4 +1,4 @@
-"""Plans and prices set through the admin API, applied on every replica.
+"""Plans, prices and layers set through the admin API, applied on every replica.
 
 Each replica reads the stored overrides at start-up and every ``interval`` seconds, and the
 replica that took a change applies it at once. An override that no longer fits the config
@@ -13,7 +13,9 @@ import logging
 from pydantic import ValidationError
 
 from .admission import Admission
-from .layers import build_layers, layer_prices
+from .catalogue import Catalogue
+from .layer_settings import LayerSettings
+from .layers import Layer, combined, layer_prices
 from .metering import Meter
 from .pricing import Price, configured_prices
 from .settings import PlanSettings, PriceSettings, Settings
@@ -37,8 +39,10 @@ class Overrides:
         meter: Meter,
         settings: Settings,
         interval: float = 5.0,
+        catalogue: Catalogue | None = None,
     ) -> None:
         self.store = store
+        self._catalogue = catalogue
         self._admission = admission
         self._meter = meter
         self._settings = settings
@@ -73,9 +77,15 @@ class Overrides:
                 log.warning("overrides: plan %s skipped: %s", name, problem)
                 continue
             plans[name] = plan
+        layers = await self.layers()
         prices, own = configured_prices(self._settings)
+        own |= {
+            layer.id: Price.from_settings(layer.settings.prices)
+            for layer in layers.values()
+            if layer.settings.prices is not None and layer.id not in self._settings.layers
+        }
         for model, body in (await self.store.all("price")).items():
-            if model not in prices and model not in self._settings.layers:
+            if model not in prices and model not in layers:
                 continue  # a model no longer served
             try:
                 price = Price.from_settings(PriceSettings.model_validate(body))
@@ -83,9 +93,33 @@ class Overrides:
                 log.warning("overrides: prices of %s skipped: %s", model, exc.errors()[0]["msg"])
                 continue
             (prices if model in prices else own)[model] = price
-        prices |= layer_prices(
-            prices, build_layers(self._settings.models, self._settings.layers), own
-        )
+        prices |= layer_prices(prices, layers, own)
         # Whole dictionaries swapped in one step: a request sees the old set or the new one.
         self._admission.plans = plans
         self._meter.prices = prices
+        if self._catalogue is not None:
+            self._catalogue.set_layers(layers)
+
+    async def layers(self) -> dict[str, Layer]:
+        """The config's layers with those stored through the API; a stored one that no longer
+        fits (its parent gone, a policy or plan it names removed) is left out, with a warning."""
+        stored: dict[str, LayerSettings] = {}
+        known_policies = self._settings.review.all_policies
+        plans = self._settings.all_plans
+        for layer_id, body in (await self.store.all("layer")).items():
+            try:
+                layer = LayerSettings.model_validate(body)
+            except ValidationError as exc:
+                log.warning("overrides: layer %s skipped: %s", layer_id, exc.errors()[0]["msg"])
+                continue
+            if layer.review_policy and layer.review_policy not in known_policies:
+                log.warning("overrides: layer %s skipped: no review policy", layer_id)
+                continue
+            if any(p not in plans for p in layer.plans):
+                log.warning("overrides: layer %s skipped: a plan it names is gone", layer_id)
+                continue
+            stored[layer_id] = layer
+        built, skipped = combined(self._settings.models, self._settings.layers, stored)
+        for layer_id, why in skipped.items():
+            log.warning("overrides: layer %s skipped: %s", layer_id, why)
+        return built

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .admin import members_of, orgs_of
-from .errors import APIError, PermissionDenied, RateLimited
+from .errors import Conflict, PermissionDenied, RateLimited
 from .pricing import credits
 from .routes import JSON, gateway_of, read_json, trace_of
 from .schemas import Body, parse
@@ -28,8 +28,7 @@ class SignUp(Body):
     name: Annotated[str, Field(max_length=200)] = ""
 
 
-class Conflict(APIError):
-    status = 409
+class OrganisationExists(Conflict):
     code = "organisation_exists"
 
 
@@ -59,7 +58,7 @@ async def sign_up(request: Request) -> Response:
     except IntegrityError:  # the same name, signed up a moment before
         org = None
     if org is None or not org.created:
-        raise Conflict(
+        raise OrganisationExists(
             f"An organisation called '{body.organisation}' exists.", param="organisation"
         )
     owner = await members_of(request).add(org.id, body.email, body.name, "owner")

@@ -1,4 +1,4 @@
-"""Plans and prices the operator sets through the admin API, stored over the config's.
+"""Plans, prices and layers set through the admin API, stored over the config's.
 
 Precedence: built-in plans, then the config's ``[plans.*]`` and ``prices``, then what is stored
 here. Every replica reads the table again every few seconds (``Overrides.refresh``), so a
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from .database import Database
 from .tables import overrides
 
-Kind = Literal["plan", "price"]
+Kind = Literal["plan", "price", "layer"]
 
 
 class OverrideStore:
