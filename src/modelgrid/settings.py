@@ -64,6 +64,9 @@ class LlamaCppSettings(_Deployment):
     top_k: int = Field(40, ge=0)
     min_p: float = Field(0.05, ge=0, le=1)
     repeat_penalty: float = Field(1.0, ge=0)
+    # LoRA adapters (GGUF files, named by layers' `adapter`) each slot keeps loaded at once;
+    # the least recently used is freed to load another.
+    max_adapters: int = Field(4, ge=1, le=64)
 
 
 class OpenAISettings(_Deployment):
@@ -246,11 +249,11 @@ class Settings(BaseModel):
             unknown = [p for p in layer.settings.plans if p not in plans]
             if unknown:
                 raise ValueError(f"layers.{layer.id}.plans: no plan {unknown[0]!r}")
-            embedded = any(d.engine == "llama_cpp" for d in self.models[layer.root].deployments)
-            if layer.settings.adapter and embedded:
+            kinds = {d.engine for d in self.models[layer.root].deployments}
+            if layer.adapter and len(kinds) > 1:
                 raise ValueError(
-                    f"layers.{layer.id}.adapter: {layer.root!r} runs on the embedded engine, "
-                    "whose adapters are not supported yet (upstream engines take them)"
+                    f"layers.{layer.id}.adapter: {layer.root!r} mixes engines, and an adapter "
+                    "is a file for the embedded engine but a model name for an upstream"
                 )
         return self
 

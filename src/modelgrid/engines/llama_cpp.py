@@ -46,6 +46,7 @@ from ..types import (
 )
 from ..watermark import GreenList, Watermark
 from .base import Engine, EngineStats
+from .llama_cpp_adapters import Adapters
 from .llama_cpp_embeddings import Embedder
 
 _DONE = object()
@@ -84,6 +85,7 @@ class _Job:
     grammar: LlamaGrammar | None
     defaults: LlamaCppSettings
     logits_processor: LogitsProcessorList | None = None
+    adapter: str = ""  # a LoRA GGUF file's path; empty: the model's own weights
 
 
 class LlamaCppEngine(Engine):
@@ -103,6 +105,7 @@ class LlamaCppEngine(Engine):
         self._green: GreenList | None = None
         self._watermarking: LogitsProcessorList | None = None
         self._embedder = Embedder(name, self._path, settings.n_ctx, settings.n_threads or None)
+        self._adapters: dict[int, Adapters] = {}
 
     async def start(self) -> None:
         s = self._settings
@@ -117,6 +120,7 @@ class LlamaCppEngine(Engine):
             )
             for _ in range(s.slots)
         ]
+        self._adapters = {id(m): Adapters(m, s.max_adapters) for m in self._models}
         self._queue = FairQueue(list(self._models), max_waiting=s.queue_size)
         self._executor = ThreadPoolExecutor(s.slots, thread_name_prefix=f"llama-{self.name}")
         self._formatter = _chat_formatter(self._models[0])
@@ -130,6 +134,9 @@ class LlamaCppEngine(Engine):
     async def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
+        for adapters in self._adapters.values():
+            adapters.close()
+        self._adapters = {}
         for model in self._models:
             model.close()
         self._models = []
@@ -197,7 +204,12 @@ class LlamaCppEngine(Engine):
             _grammar(request.sampling),
             self._settings,
             self._watermarking if request.watermark else None,
+            request.adapter,
         )
+        if request.adapter and not Path(request.adapter).is_file():
+            raise InvalidRequest(
+                f"The adapter {Path(request.adapter).name!r} is not on this server."
+            )
         return Prepared(request, prompt_tokens=len(tokens), max_tokens=max_tokens, payload=job)
 
     async def generate(self, prepared: Prepared, tenant: Tenant) -> AsyncGenerator[Piece, None]:
@@ -216,6 +228,7 @@ class LlamaCppEngine(Engine):
 
         def work() -> None:
             try:
+                self._adapters[id(model)].use(prepared.payload.adapter)
                 _run(model, prepared.payload, cancel, emit)
             except BaseException as exc:  # reaches the consumer, which re-raises it
                 emit(exc)
