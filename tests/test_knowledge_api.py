@@ -182,3 +182,43 @@ def test_the_embedded_engine_serves_embeddings(server: Server) -> None:
 def test_documents_are_embedded_with_the_configured_model(server: Server, docs: Path) -> None:
     listed = server.cli("knowledge", "list", "base/shop", "--json").stdout
     assert '"embedded_with":"smollm2-135m-instruct"' in listed
+
+
+def test_the_chat_command_lists_the_sources_after_the_answer(server: Server, docs: Path) -> None:
+    answer = server.cli("chat", "-m", "base/shop", "How do refunds work?")
+    assert answer.stdout.strip()
+    assert f"[1] Shop FAQ — Returns ({docs / 'faq.md'})" in answer.stderr
+
+
+def test_an_organisation_adds_its_own_documents_and_no_other_reaches_them_by_id(
+    server: Server, docs: Path
+) -> None:
+    def admin_of(org: str) -> dict[str, str]:
+        body = {"org": org, "plan": "free", "role": "org_admin"}
+        headers = {"Authorization": f"Bearer {server.admin_key}"}
+        r = httpx.post(f"{server.url}/admin/v1/keys", json=body, headers=headers)
+        return {"Authorization": f"Bearer {r.json()['key']}"}
+
+    url = f"{server.url}/admin/v1/layers/base/shop/acme/documents"
+    acme, rival = admin_of("acme"), admin_of("rival-co")
+    added = httpx.post(
+        url,
+        json={"name": "pricing.md", "content": "# Pricing\n\nAcme's bulk price is 7 euros."},
+        headers=acme,
+    )
+    assert added.status_code == 201, added.text
+    document_id = added.json()["id"]
+    listed = httpx.get(url, headers=acme).json()["data"]
+    assert {d["source"] for d in listed} >= {"pricing.md", str(docs / "acme.txt")}
+    reply = ask(client_for(server, "acme"), "base/shop/acme", "What is the bulk price?")
+    assert "7 euros" in (reply.choices[0].message.content or "")
+    # Another organisation: not by the layer's name, not by the document's id.
+    assert httpx.get(url, headers=rival).status_code == 404
+    assert httpx.delete(f"{url}/{document_id}", headers=rival).status_code == 404
+    public = f"{server.url}/admin/v1/layers/base/shop/documents"
+    leak = httpx.post(public, json={"name": "x.md", "content": "x"}, headers=rival)
+    assert leak.status_code == 404  # a layer everyone sees is the operator's to fill
+    bad = httpx.post(url, json={"name": "x.docx", "content": "x"}, headers=acme)
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "name"
+    assert httpx.delete(f"{url}/{document_id}", headers=acme).status_code == 200
+    assert httpx.delete(f"{url}/{document_id}", headers=acme).status_code == 404

@@ -16,6 +16,7 @@ from . import (
     admin,
     admin_billing,
     admin_codes,
+    admin_knowledge,
     admin_layers,
     admin_members,
     admin_plans,
@@ -205,6 +206,7 @@ def create_app(settings: Settings) -> Starlette:
         + admin_codes.routes
         + admin_members.routes
         + admin_plans.routes
+        + admin_knowledge.routes
         + admin_layers.routes
         + provenance_routes.routes
         + admin_review.routes

@@ -310,6 +310,7 @@ def chat(
     """Stream an answer to PROMPT from a running server to the terminal."""
     messages = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": prompt})
+    citations: list[dict[str, Any]] = []  # a layer's sources, from the stream's first chunk
     with _client(url, key) as client:
         try:
             model = model or _check(client.get("/v1/models"))["data"][0]["id"]
@@ -328,12 +329,16 @@ def chat(
                     event = orjson.loads(line[6:])
                     if "error" in event:
                         raise click.ClickException(event["error"]["message"])
+                    citations += event.get("citations", [])
                     for choice in event["choices"]:
                         sys.stdout.write(choice["delta"].get("content") or "")
                         sys.stdout.flush()
         except httpx.HTTPError as exc:
             raise click.ClickException(f"cannot reach {url}: {exc}") from None
     sys.stdout.write("\n")
+    for c in citations:  # after the answer that may cite them
+        where = " — ".join(x for x in (c.get("title", ""), c.get("section", "")) if x)
+        click.echo(f"[{c['index']}] {where} ({c['source']})", err=True)
 
 
 # Registered last: these commands live in a module of their own, which imports this one.

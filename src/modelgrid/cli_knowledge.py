@@ -17,6 +17,7 @@ from .catalogue import Catalogue
 from .cli_options import _settings, config_option
 from .knowledge.embedding import embedder_of
 from .knowledge.ingest import files_of, ingest
+from .knowledge.owner import NoSuchOrganisation, owner_of
 from .knowledge.store import EVERYONE, KnowledgeStore
 from .layer_settings import LayerSettings
 from .layers import Layer, combined
@@ -62,18 +63,13 @@ async def _layer(settings: Settings, db: Database, layer_id: str) -> Layer:
 
 
 async def _owner(db: Database, layer: Layer) -> str | None:
-    """The id of the organisation a layer belongs to (by the name or id its settings give);
-    None for a layer everyone, or some plans, may see."""
-    if layer.settings.visibility != "org":
-        return None
-    wanted = layer.settings.org
-    for org in await OrgStore(db).list_all():
-        if wanted in (org.name, org.id):
-            return org.id
-    raise click.ClickException(
-        f"layer {layer.id!r} belongs to organisation {wanted!r}, which does not exist yet: "
-        f"create it first (modelgrid orgs create {wanted})"
-    )
+    try:
+        return await owner_of(layer, OrgStore(db))
+    except NoSuchOrganisation as missing:
+        raise click.ClickException(
+            f"layer {layer.id!r} belongs to organisation {missing}, which does not exist yet: "
+            f"create it first (modelgrid orgs create {missing})"
+        ) from None
 
 
 @click.group()

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -42,6 +43,42 @@ def files_of(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: Literal["added", "updated", "unchanged"]
+    document_id: str  # empty when unchanged
+    passages: int
+    pages: int
+
+
+async def add_document(
+    store: KnowledgeStore,
+    layer: str,
+    org_id: str | None,
+    source: str,
+    data: bytes,
+    embed: Embed | None = None,
+    embedded_with: str = "",
+) -> Outcome:
+    """Add one document's content under the name ``source`` (whose suffix says how to read
+    it); raises ``UnreadableDocument``."""
+    digest = hashlib.sha256(data).hexdigest()
+    before = await store.digest(layer, source)
+    if before == (digest, embedded_with if embed is not None else ""):
+        return Outcome("unchanged", "", 0, 0)
+    document = await asyncio.to_thread(read, Path(source), data)
+    cut = passages(document.sections)
+    vectors = None
+    if embed is not None and cut:
+        batches = [cut[i : i + _EMBED_BATCH] for i in range(0, len(cut), _EMBED_BATCH)]
+        vectors = np.concatenate([await embed([p.text for p in b]) for b in batches])
+    document_id = await store.put(
+        layer, org_id, source, document.title, digest, document.pages, cut, vectors, embedded_with
+    )
+    status: Literal["added", "updated"] = "added" if before is None else "updated"
+    return Outcome(status, document_id, len(cut), document.pages)
+
+
 async def ingest(
     store: KnowledgeStore,
     layer: str,
@@ -57,47 +94,23 @@ async def ingest(
     done = Ingested()
     started = time.perf_counter()
     for path in files:
-        source = str(path)
         try:
-            data = path.read_bytes()
+            outcome = await add_document(
+                store, layer, org_id, str(path), path.read_bytes(), embed, embedded_with
+            )
         except OSError as exc:
-            done.failed.append((source, exc.strerror or str(exc)))
-            progress(path)
-            continue
-        digest = hashlib.sha256(data).hexdigest()
-        before = await store.digest(layer, source)
-        if before == (digest, embedded_with if embed is not None else ""):
-            done.unchanged += 1
-            progress(path)
-            continue
-        try:
-            document = await asyncio.to_thread(read, path, data)
+            done.failed.append((str(path), exc.strerror or str(exc)))
         except UnreadableDocument as exc:
-            done.failed.append((source, str(exc)))
-            progress(path)
-            continue
-        cut = passages(document.sections)
-        vectors = None
-        if embed is not None and cut:
-            batches = [cut[i : i + _EMBED_BATCH] for i in range(0, len(cut), _EMBED_BATCH)]
-            vectors = np.concatenate([await embed([p.text for p in b]) for b in batches])
-        await store.put(
-            layer,
-            org_id,
-            source,
-            document.title,
-            digest,
-            document.pages,
-            cut,
-            vectors,
-            embedded_with,
-        )
-        if before is None:
-            done.added += 1
+            done.failed.append((str(path), str(exc)))
         else:
-            done.updated += 1
-        done.passages += len(cut)
-        done.pages += document.pages
+            if outcome.status == "unchanged":
+                done.unchanged += 1
+            elif outcome.status == "added":
+                done.added += 1
+            else:
+                done.updated += 1
+            done.passages += outcome.passages
+            done.pages += outcome.pages
         progress(path)
     done.seconds = time.perf_counter() - started
     return done

@@ -162,6 +162,17 @@ class KnowledgeStore:
         async with self._db.begin_write() as conn:
             return await _delete(conn, layer, source)
 
+    async def remove_id(self, document_id: str, layer: str, org: str | None) -> bool:
+        """Remove a document by its id, if it is ``layer``'s and ``org`` may read it."""
+        d = knowledge_documents.c
+        async with self._db.begin_write() as conn:
+            source = await conn.scalar(
+                sa.select(d.source).where(
+                    d.id == document_id, d.layer == layer, *_org(d.org_id, org)
+                )
+            )
+            return source is not None and await _delete(conn, layer, str(source))
+
     async def documents(self, layers: Sequence[str], org: str | None) -> list[StoredDocument]:
         d = knowledge_documents.c
         query = sa.select(knowledge_documents).where(d.layer.in_(layers), *_org(d.org_id, org))
