@@ -336,6 +336,7 @@ def chat(
         except httpx.HTTPError as exc:
             raise click.ClickException(f"cannot reach {url}: {exc}") from None
     sys.stdout.write("\n")
+    sys.stdout.flush()
     for c in citations:  # after the answer that may cite them
         where = " — ".join(x for x in (c.get("title", ""), c.get("section", "")) if x)
         click.echo(f"[{c['index']}] {where} ({c['source']})", err=True)
