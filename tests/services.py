@@ -79,6 +79,14 @@ class Server:
                 return lines
             time.sleep(0.02)
 
+    def new_key(self, org: str, plan: str = "free", role: str = "user") -> str:
+        """A new key of ``org`` (made on ``plan`` if new), through the admin API."""
+        body = {"org": org, "plan": plan, "role": role}
+        headers = {"Authorization": f"Bearer {self.admin_key}"}
+        r = httpx.post(f"{self.url}/admin/v1/keys", json=body, headers=headers)
+        assert r.status_code == 201, r.text
+        return str(r.json()["key"])
+
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``modelgrid ARGS`` against this server's data and address."""
         return subprocess.run(

@@ -68,11 +68,7 @@ def docs(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def client_for(server: Server, org: str) -> openai.OpenAI:
-    body = {"org": org, "plan": "free"}
-    headers = {"Authorization": f"Bearer {server.admin_key}"}
-    r = httpx.post(f"{server.url}/admin/v1/keys", json=body, headers=headers)
-    assert r.status_code == 201, r.text
-    return openai.OpenAI(base_url=server.base_url, api_key=r.json()["key"], max_retries=0)
+    return openai.OpenAI(base_url=server.base_url, api_key=server.new_key(org), max_retries=0)
 
 
 def ask(client: openai.OpenAI, model: str, question: str) -> openai.types.chat.ChatCompletion:
@@ -194,10 +190,7 @@ def test_an_organisation_adds_its_own_documents_and_no_other_reaches_them_by_id(
     server: Server, docs: Path
 ) -> None:
     def admin_of(org: str) -> dict[str, str]:
-        body = {"org": org, "plan": "free", "role": "org_admin"}
-        headers = {"Authorization": f"Bearer {server.admin_key}"}
-        r = httpx.post(f"{server.url}/admin/v1/keys", json=body, headers=headers)
-        return {"Authorization": f"Bearer {r.json()['key']}"}
+        return {"Authorization": f"Bearer {server.new_key(org, role='org_admin')}"}
 
     url = f"{server.url}/admin/v1/layers/base/shop/acme/documents"
     acme, rival = admin_of("acme"), admin_of("rival-co")

@@ -67,10 +67,7 @@ def admin(server: Server) -> dict[str, str]:
 
 
 def client_for(server: Server, org: str, plan: str) -> openai.OpenAI:
-    body = {"org": org, "plan": plan}
-    r = httpx.post(f"{server.url}/admin/v1/keys", json=body, headers=admin(server))
-    assert r.status_code == 201, r.text
-    return openai.OpenAI(base_url=server.base_url, api_key=r.json()["key"], max_retries=0)
+    return openai.OpenAI(base_url=server.base_url, api_key=server.new_key(org, plan), max_retries=0)
 
 
 def ask(client: openai.OpenAI, model: str) -> openai.types.chat.ChatCompletion:
@@ -159,14 +156,6 @@ def test_a_layers_review_policy_tightens_what_it_inherits(server: Server) -> Non
     assert strict.choices[0].finish_reason == "content_filter"
 
 
-def key_of(server: Server, org: str, role: str = "user", plan: str = "free") -> str:
-    body = {"org": org, "plan": plan, "role": role}
-    r = httpx.post(f"{server.url}/admin/v1/keys", json=body, headers=admin(server))
-    assert r.status_code == 201, r.text
-    key: str = r.json()["key"]
-    return key
-
-
 def test_the_operator_adds_a_layer_at_runtime_and_removes_it(
     server: Server, faults: FaultServer
 ) -> None:
@@ -203,7 +192,7 @@ def test_an_organisations_admin_makes_its_own_enterprise_layer(
     server: Server, faults: FaultServer, tmp_path: Path
 ) -> None:
     url = f"{server.url}/admin/v1/layers"
-    globex = {"Authorization": f"Bearer {key_of(server, 'globex', 'org_admin')}"}
+    globex = {"Authorization": f"Bearer {server.new_key('globex', role='org_admin')}"}
     made = httpx.put(
         f"{url}/base/finance/globex",
         json={"system_prompt": "You work for Globex.", "visibility": "org"},
@@ -217,7 +206,7 @@ def test_an_organisations_admin_makes_its_own_enterprise_layer(
     # Building on another organisation's layer: as if it did not exist.
     on_acme = httpx.put(f"{url}/base/finance/acme/x", json={"visibility": "org"}, headers=globex)
     assert on_acme.status_code == 404
-    mine = openai.OpenAI(base_url=server.base_url, api_key=key_of(server, "globex"), max_retries=0)
+    mine = openai.OpenAI(base_url=server.base_url, api_key=server.new_key("globex"), max_retries=0)
     ask(mine, "base/finance/globex")
     assert faults.bodies[-1]["messages"][0]["content"].endswith("You work for Globex.")
     with pytest.raises(openai.NotFoundError):

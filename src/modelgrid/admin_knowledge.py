@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.requests import Request
@@ -22,7 +22,7 @@ from .errors import InvalidRequest, NotFound
 from .knowledge.ingest import add_document
 from .knowledge.owner import NoSuchOrganisation, owner_of
 from .knowledge.readers import UnreadableDocument, kind_of
-from .knowledge.store import EVERYONE, KnowledgeStore, StoredDocument
+from .knowledge.store import EVERYONE, KnowledgeStore
 from .layers import Layer
 from .routes import JSON, gateway_of, read_json
 from .schemas import parse
@@ -67,25 +67,11 @@ def _org(caller: KeyRecord) -> str | None:
     return EVERYONE if caller.role == "admin" else caller.org_id
 
 
-def _card(d: StoredDocument) -> dict[str, Any]:
-    return {
-        "id": d.id,
-        "layer": d.layer,
-        "source": d.source,
-        "title": d.title,
-        "passages": d.passages,
-        "pages": d.pages,
-        "sha256": d.sha256,
-        "embedded_with": d.embedded_with,
-        "updated_at": d.updated_at.isoformat(),
-    }
-
-
 async def list_documents(request: Request) -> Response:
     caller = await _caller(request, _ROUTE)
     layer = await _layer(request, caller)
     documents = await _store(request).documents([layer.id], _org(caller))
-    return JSON({"object": "list", "data": [_card(d) for d in documents]})
+    return JSON({"object": "list", "data": [d.card() for d in documents]})
 
 
 async def add(request: Request) -> Response:

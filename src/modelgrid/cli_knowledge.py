@@ -134,20 +134,7 @@ def knowledge_list(config: str | None, layer: str | None, as_json: bool) -> None
         )
         documents = await KnowledgeStore(db).documents(layers, EVERYONE)
         if as_json:
-            rows = [
-                {
-                    "id": d.id,
-                    "layer": d.layer,
-                    "source": d.source,
-                    "title": d.title,
-                    "passages": d.passages,
-                    "pages": d.pages,
-                    "sha256": d.sha256,
-                    "embedded_with": d.embedded_with,
-                    "updated_at": d.updated_at.isoformat(),
-                }
-                for d in documents
-            ]
+            rows = [d.card() for d in documents]
             click.echo(orjson.dumps(rows).decode())
             return
         for d in documents:

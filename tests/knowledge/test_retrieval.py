@@ -126,21 +126,10 @@ def test_sources_go_before_the_callers_words() -> None:
 async def test_the_migration_matches_the_tables_and_downgrades(db: Database) -> None:
     from modelgrid.storage.tables import knowledge_documents, knowledge_passages, knowledge_terms
 
-    from ..storage.test_ledger import _alembic, _schema
+    from ..storage.test_ledger import migration_round_trip
 
     mine = (knowledge_documents, knowledge_passages, knowledge_terms)
-    async with db.engine.begin() as conn:
-        schema = await conn.run_sync(_schema)
-        for table in mine:
-            assert schema[table.name][:2] == (
-                {c.name for c in table.columns},
-                {str(i.name) for i in table.indexes},
-            )
-        await conn.run_sync(_alembic, "downgrade", "0010")
-        after = await conn.run_sync(_schema)
-        assert not {t.name for t in mine} & set(after) and "provenance_index" in after
-        await conn.run_sync(_alembic, "upgrade", "head")
-        assert await conn.run_sync(_schema) == schema
+    await migration_round_trip(db, mine, "0010", "provenance_index")
 
 
 def test_reciprocal_rank_fusion_puts_what_both_rank_well_first() -> None:

@@ -23,7 +23,7 @@ from modelgrid.storage.contents import ContentStore, StoredContent
 from modelgrid.storage.database import Database
 from modelgrid.storage.tables import provenance_index, stored_contents
 
-from .test_ledger import _alembic, _schema
+from .test_ledger import _alembic, migration_round_trip
 
 pytestmark = pytest.mark.anyio
 
@@ -222,19 +222,9 @@ async def test_times_are_utc_whatever_they_were_given_in(db: Database, journal: 
 async def test_the_migration_matches_the_tables_and_downgrades(db: Database) -> None:
     from modelgrid.storage.tables import review_items
 
-    mine = (stored_contents, provenance_index, review_items)
-    async with db.engine.begin() as conn:
-        schema = await conn.run_sync(_schema)
-        for table in mine:
-            assert schema[table.name][:2] == (
-                {c.name for c in table.columns},
-                {str(i.name) for i in table.indexes},
-            )
-        await conn.run_sync(_alembic, "downgrade", "0008")
-        after = await conn.run_sync(_schema)
-        assert not {t.name for t in mine} & set(after) and "audit_leaves" in after
-        await conn.run_sync(_alembic, "upgrade", "head")
-        assert await conn.run_sync(_schema) == schema
+    await migration_round_trip(
+        db, (stored_contents, provenance_index, review_items), "0008", "audit_leaves"
+    )
 
 
 async def test_the_narrow_index_migration_indexes_what_was_stored(db: Database) -> None:

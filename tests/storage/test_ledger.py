@@ -408,6 +408,25 @@ def _schema(connection: sa.Connection) -> dict[str, tuple[set[str], set[str], se
     }
 
 
+async def migration_round_trip(
+    db: Database, tables: tuple[sa.Table, ...], down_to: str, kept: str
+) -> None:
+    """The migrated schema holds ``tables`` as declared; downgrading to ``down_to`` drops
+    them and keeps ``kept``; upgrading again gives the same schema back."""
+    async with db.engine.begin() as conn:
+        schema = await conn.run_sync(_schema)
+        for table in tables:
+            assert schema[table.name][:2] == (
+                {c.name for c in table.columns},
+                {str(i.name) for i in table.indexes},
+            )
+        await conn.run_sync(_alembic, "downgrade", down_to)
+        after = await conn.run_sync(_schema)
+        assert not {t.name for t in tables} & set(after) and kept in after
+        await conn.run_sync(_alembic, "upgrade", "head")
+        assert await conn.run_sync(_schema) == schema
+
+
 async def test_the_migration_matches_the_tables_and_downgrades(db: Database) -> None:
     async with db.engine.begin() as conn:
         schema = await conn.run_sync(_schema)

@@ -39,6 +39,20 @@ class StoredDocument:
     embedded_with: str
     updated_at: datetime
 
+    def card(self) -> dict[str, Any]:
+        """As the API and the CLI's ``--json`` show it."""
+        return {
+            "id": self.id,
+            "layer": self.layer,
+            "source": self.source,
+            "title": self.title,
+            "passages": self.passages,
+            "pages": self.pages,
+            "sha256": self.sha256,
+            "embedded_with": self.embedded_with,
+            "updated_at": self.updated_at.isoformat(),
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class StoredPassage:
