@@ -377,6 +377,8 @@ main.add_command(compliance)
 
 from .cli_knowledge import knowledge  # noqa: E402
 from .cli_review import review  # noqa: E402
+from .cli_routing import routing  # noqa: E402
 
 main.add_command(review)
 main.add_command(knowledge)
+main.add_command(routing)

@@ -1,0 +1,1 @@
+"""Large-small collaboration: which model answers, and what that choice is worth."""
