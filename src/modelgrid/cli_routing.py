@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from .routing.policies import POLICIES, scores_of
-from .routing.replay import Replay, TableError, read_table, replay
+from .routing.replay import Replay, Table, TableError, read_table, replay
+from .routing.router import Router, RouterError, digest, train
 
 
 @click.group()
@@ -43,8 +44,12 @@ def _dropped(path: Path | None) -> list[str]:
 )
 @click.option("--weak", required=True, help="The weak model's column.")
 @click.option("--strong", required=True, help="The strong model's column.")
+@click.option("--policy", type=click.Choice(sorted(POLICIES)), help="How prompts are scored.")
 @click.option(
-    "--policy", type=click.Choice(sorted(POLICIES)), required=True, help="How prompts are scored."
+    "--router",
+    "router_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Or a router from `routing train`.",
 )
 @click.option(
     "--drop",
@@ -63,7 +68,8 @@ def routing_replay(
     data: Path,
     weak: str,
     strong: str,
-    policy: str,
+    policy: str | None,
+    router_path: Path | None,
     drop: Path | None,
     seed: int,
     plot_path: Path | None,
@@ -71,21 +77,40 @@ def routing_replay(
 ) -> None:  # fmt: skip
     """Replay a policy on recorded results: its quality curve against the share of strong
     calls, APGR and CPT(50%), CPT(80%), beside random routing and the oracle."""
-    try:
-        table = read_table(data, weak, strong).without(_dropped(drop))
-    except TableError as exc:
-        raise click.ClickException(str(exc)) from None
-    if table.strong_quality == table.weak_quality:
-        raise click.ClickException("both models score the same: there is no gap to recover")
-    result = replay(scores_of(policy, table.prompts, seed), table)
+    if (policy is None) == (router_path is None):
+        raise click.UsageError("give --policy or --router")
+    table = _table(data, weak, strong, drop)
+    if router_path is not None:
+        router = _router(router_path)
+        seen = len(table.prompts)
+        # A router scored on prompts it was trained on would flatter itself.
+        table = table.without([p for p in table.prompts if digest(p) in router.trained_on])
+        if not table.prompts:
+            raise click.ClickException(
+                "every prompt here was in the router's training data: replay it on other "
+                "data (train printed its cross-validated figures)"
+            )
+        if len(table.prompts) < seen:
+            left_out = seen - len(table.prompts)
+            click.echo(f"left out {left_out} prompts the router was trained on", err=True)
+        try:
+            scores = router.scores(table)
+        except RouterError as exc:
+            raise click.ClickException(str(exc)) from None
+        name = router_path.name
+    else:
+        assert policy is not None
+        scores, name = scores_of(policy, table.prompts, seed), policy
+    _gap(table)
+    result = replay(scores, table)
     if plot_path is not None:
         from .routing.plot import plot
 
-        plot(result, table, f"{policy} on {data.name}", plot_path, label=policy)
+        plot(result, table, f"{name} on {data.name}", plot_path, label=name)
     if as_json:
         click.echo(json.dumps(_as_dict(result)))
         return
-    _print(result, policy)
+    _print(result, name)
 
 
 def _as_dict(r: Replay) -> dict[str, object]:
@@ -116,3 +141,90 @@ def _print(r: Replay, policy: str) -> None:
         f"random: APGR {r.random_apgr:.3f}, CPT(50%) 50.0%; "
         f"oracle: APGR {r.oracle_apgr:.3f}, CPT(50%) {r.oracle_cpt50:.1%}"
     )
+
+
+@routing.command("train")
+@click.option(
+    "--data",
+    "data",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="RouteLLM's CSV: prompt, a column per model, optionally <model>_response.",
+)
+@click.option("--weak", required=True, help="The weak model's column.")
+@click.option("--strong", required=True, help="The strong model's column.")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the router.",
+)
+@click.option(
+    "--inputs",
+    type=click.Choice(["prompt", "answer"]),
+    default="prompt",
+    show_default=True,
+    help="prompt: route before generating; answer: a cascade's verifier, which reads the "
+    "weak model's answer too.",
+)
+@click.option(
+    "--folds",
+    type=click.IntRange(2, 20),
+    default=5,
+    show_default=True,
+    help="Cross-validation folds for the held-out figures.",
+)
+@click.option(
+    "--drop",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Prompts to leave out.",
+)
+@click.option("--json", "as_json", is_flag=True, help="The held-out figures as one JSON object.")
+def routing_train(
+    data: Path,
+    weak: str,
+    strong: str,
+    out: Path,
+    inputs: str,
+    folds: int,
+    drop: Path | None,
+    as_json: bool,
+) -> None:
+    """Fit a router on recorded results and print its held-out figures: every prompt scored
+    by a model trained on the other folds only. The router written is trained on them all."""
+    table = _table(data, weak, strong, drop)
+    _gap(table)
+    try:
+        router, held_out = train(table, "answer" if inputs == "answer" else "prompt", folds)
+    except RouterError as exc:
+        raise click.ClickException(str(exc)) from None
+    result = replay(held_out, table)
+    figures = _as_dict(result)
+    held = {k: float(v) for k, v in figures.items() if isinstance(v, float)}
+    Router(router.inputs, router.model, router.trained_on, held).save(out)
+    if as_json:
+        click.echo(json.dumps(figures))
+        return
+    click.echo(f"held out ({folds}-fold cross-validation):", err=True)
+    _print(result, f"router ({inputs})")
+    click.echo(f"wrote {out}", err=True)
+
+
+def _table(data: Path, weak: str, strong: str, drop: Path | None) -> Table:
+    try:
+        return read_table(data, weak, strong).without(_dropped(drop))
+    except TableError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _gap(table: Table) -> None:
+    if table.strong_quality == table.weak_quality:
+        raise click.ClickException("both models score the same: there is no gap to recover")
+
+
+def _router(path: Path) -> Router:
+    try:
+        return Router.load(path)
+    except RouterError as exc:
+        raise click.ClickException(str(exc)) from None

@@ -29,6 +29,7 @@ class Table:
     prompts: list[str]
     weak: np.ndarray
     strong: np.ndarray
+    weak_answers: list[str] | None = None  # the weak model's responses, where recorded
 
     @property
     def weak_quality(self) -> float:
@@ -42,10 +43,12 @@ class Table:
         """The table less ``prompts`` (those a router was trained on: contaminated)."""
         dropped = {p.strip() for p in prompts}
         keep = np.array([p.strip() not in dropped for p in self.prompts], dtype=bool)
+        answers = self.weak_answers
         return Table(
             [p for p, k in zip(self.prompts, keep, strict=True) if k],
             self.weak[keep],
             self.strong[keep],
+            None if answers is None else [a for a, k in zip(answers, keep, strict=True) if k],
         )
 
 
@@ -54,7 +57,8 @@ class TableError(ValueError):
 
 
 def read_table(path: Path, weak: str, strong: str) -> Table:
-    """RouteLLM's CSV: a ``prompt`` column and one column per model, True/False or a score."""
+    """RouteLLM's CSV: a ``prompt`` column and one column per model, True/False or a score,
+    and optionally ``<model>_response`` columns (the weak model's is kept)."""
     csv.field_size_limit(sys.maxsize)  # responses span many lines
     with path.open(newline="", encoding="utf-8") as file:
         reader = csv.DictReader(file)
@@ -64,10 +68,12 @@ def read_table(path: Path, weak: str, strong: str) -> Table:
         rows = list(reader)
     if not rows:
         raise TableError(f"{path}: no rows")
+    answered = f"{weak}_response"
     return Table(
         [r["prompt"] for r in rows],
         np.array([_quality(r[weak], weak) for r in rows], dtype=np.float64),
         np.array([_quality(r[strong], strong) for r in rows], dtype=np.float64),
+        [r[answered] for r in rows] if answered in rows[0] else None,
     )
 
 
