@@ -4,6 +4,7 @@ import pytest
 
 from modelgrid.layer_settings import KnowledgeSettings, LayerSettings
 from modelgrid.review.config import GuardSettings, PolicySettings, ReviewSettings
+from modelgrid.routing.auto import AutoSettings
 from modelgrid.settings import (
     DEFAULT_MODEL_ID,
     LlamaCppSettings,
@@ -81,10 +82,10 @@ def test_example_config_documents_every_key() -> None:
     documented |= set(PlanSettings.model_fields)
     documented |= set(ReviewSettings.model_fields) | set(PolicySettings.model_fields)
     documented |= set(GuardSettings.model_fields) | set(LayerSettings.model_fields)
-    documented |= set(KnowledgeSettings.model_fields)
-    documented -= {"review", "policies", "guard", "layers", "knowledge"}  # tables of their own
+    documented |= set(KnowledgeSettings.model_fields) | set(AutoSettings.model_fields)
+    documented -= {"review", "policies", "guard", "layers", "knowledge", "auto"}  # tables
     assert "[review]" in example and "[review.guard]" in example and "[layers." in example
-    assert "[knowledge]" in example
+    assert "[knowledge]" in example and "[auto." in example
     assert "[review.policies." in example
     for key in documented - {"deployments"}:
         assert f"{key} =" in example or f"# {key} =" in example, (

@@ -13,6 +13,7 @@ from .errors import InvalidRequest, ModelNotFound
 from .layers import Layer, build_layers
 from .pricing import Cost
 from .router import Deployment, Router, new_state
+from .routing.auto import Auto
 from .settings import DeploymentSettings, LlamaCppSettings, ModelSettings, Settings
 from .watermark import Watermark
 
@@ -26,6 +27,7 @@ class Entry:
     router: Router
     settings: ModelSettings  # the root model's, for a layer
     layer: Layer | None = None
+    auto: Auto | None = None  # a name a router resolves to one of two models
 
     @property
     def engine(self) -> Engine:
@@ -52,6 +54,10 @@ class Entry:
             card["owned_by"] = (
                 self.layer.settings.owned_by or self.layer.settings.org or (self.settings.owned_by)
             )
+        if self.auto is not None:
+            card["owned_by"] = "modelgrid"
+            card["routes"] = [self.auto.small, self.auto.large]
+            return card
         if self.router.context_length:
             card["context_length"] = self.router.context_length
         return card
@@ -63,7 +69,15 @@ class Catalogue:
         for entry in entries:
             entry.router.fallbacks = [self._entries[f].router for f in entry.settings.fallbacks]
         self._layers: dict[str, Entry] = {}
+        self._autos: dict[str, Entry] = {}
         self.set_layers(layers or {})
+
+    def set_autos(self, autos: dict[str, Auto]) -> None:
+        self._autos = {
+            auto.name: Entry(auto.name, small.router, small.settings, None, auto)
+            for auto in autos.values()
+            if (small := self._entries.get(auto.small) or self._layers.get(auto.small))
+        }
 
     def set_layers(self, layers: dict[str, Layer]) -> None:
         """The layers offered from now on, swapped whole: a request sees the old set or the
@@ -84,7 +98,9 @@ class Catalogue:
                 for i, d in enumerate(model.deployments)
             ]
             entries.append(Entry(model_id, Router(model_id, model, deployments), model))
-        return cls(entries, build_layers(settings.models, settings.layers))
+        catalogue = cls(entries, build_layers(settings.models, settings.layers))
+        catalogue.set_autos({n: Auto.load(n, a) for n, a in settings.auto.items()})
+        return catalogue
 
     def costs(self) -> dict[str, tuple[Cost, Callable[[], int]]]:
         """Each deployment's cost, and how many requests it has in flight, by its name."""
@@ -105,10 +121,12 @@ class Catalogue:
 
     def listed(self) -> list[Entry]:
         """Every model and layer, for /v1/models (each caller sees those it may)."""
-        return [*self._entries.values(), *self._layers.values()]
+        return [*self._entries.values(), *self._layers.values(), *self._autos.values()]
 
     def resolve(self, model_id: str) -> Entry:
-        entry = self._entries.get(model_id) or self._layers.get(model_id)
+        entry = (
+            self._entries.get(model_id) or self._layers.get(model_id) or self._autos.get(model_id)
+        )
         if entry is None:
             raise model_not_found(model_id)
         return entry

@@ -202,7 +202,7 @@ def routing_train(
     result = replay(held_out, table)
     figures = _as_dict(result)
     held = {k: float(v) for k, v in figures.items() if isinstance(v, float)}
-    Router(router.inputs, router.model, router.trained_on, held).save(out)
+    Router(router.inputs, router.model, router.trained_on, held, router.quantiles).save(out)
     if as_json:
         click.echo(json.dumps(figures))
         return

@@ -24,7 +24,7 @@ import orjson
 
 from .admission import Admission
 from .call import Call, meter, usage_of
-from .catalogue import Catalogue, Entry
+from .catalogue import Catalogue, Entry, model_not_found
 from .compliance import Compliance, Screening
 from .errors import AuthenticationFailed, InsufficientQuota, PermissionDenied
 from .keys import parse_bearer
@@ -99,6 +99,9 @@ class Gateway:
 
     async def chat(self, caller: KeyRecord, body: ChatCompletionRequest, trace: Trace) -> Result:
         entry = self._resolve(body.model, trace, body.user, body.stream)
+        if entry.auto is not None:
+            said = [{"role": m.role, "content": m.text()} for m in body.messages]
+            entry = self._routed(caller, entry, query_of(said), trace)
         await self.admission.admit(caller, entry, trace)
         screening = self._screening(caller, entry)
         if screening.policies.input is not None:
@@ -170,6 +173,9 @@ class Gateway:
 
     async def complete(self, caller: KeyRecord, body: CompletionRequest, trace: Trace) -> Result:
         entry = self._resolve(body.model, trace, body.user, body.stream)
+        if entry.auto is not None:
+            prompt = body.prompt if isinstance(body.prompt, str) else ""
+            entry = self._routed(caller, entry, prompt, trace)
         await self.admission.admit(caller, entry, trace)
         screening = self._screening(caller, entry)
         if screening.policies.input is not None:
@@ -282,6 +288,17 @@ class Gateway:
         lineage = () if entry.layer is None else (entry.layer.root, *entry.layer.chain)
         who = self.admission.payer(caller, entry.id, self.meter.price_of(entry.id), lineage)
         await self.meter.reserve(who, trace.tokens_in, most_out, trace)
+
+    def _routed(self, caller: KeyRecord, entry: Entry, prompt: str, trace: Trace) -> Entry:
+        """The model an ``auto`` name's router picks for ``prompt``; the response names it, and
+        ``x-modelgrid-route`` says why."""
+        assert entry.auto is not None
+        if not self.admission.visible(caller, entry):
+            raise model_not_found(entry.id)
+        route = entry.auto.route(prompt)
+        trace.headers.append((b"x-modelgrid-route", route.header(entry.id)))
+        trace.model = route.model
+        return self.catalogue.resolve(route.model)
 
     def _resolve(self, model: str, trace: Trace, user: str | None, stream: bool) -> Entry:
         trace.model, trace.user, trace.stream = model, user, stream

@@ -23,6 +23,8 @@ from .plan_settings import SIX_MONTHS_DAYS
 from .plan_settings import PlanSettings as PlanSettings
 from .price_settings import PriceSettings as PriceSettings
 from .review.config import ReviewSettings
+from .routing.auto import Auto, AutoSettings
+from .routing.router import RouterError
 
 ENV_PREFIX = "MODELGRID_"
 DEFAULT_MODEL_ID = "smollm2-135m-instruct"
@@ -165,6 +167,8 @@ class Settings(BaseModel):
     # Models built on models: [layers."base/finance"], served by base's deployments.
     layers: dict[str, LayerSettings] = Field(default_factory=dict)
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
+    # Model names a router resolves per request to a small model or a large one.
+    auto: dict[str, AutoSettings] = Field(default_factory=dict)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     # The watermark's secret key, 64 hex digits; empty: one made on first start in data_dir
     # (watermark.key). Every replica must use the same key.
@@ -255,6 +259,20 @@ class Settings(BaseModel):
                     f"layers.{layer.id}.adapter: {layer.root!r} mixes engines, and an adapter "
                     "is a file for the embedded engine but a model name for an upstream"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _auto_models_exist(self) -> Settings:
+        for name, auto in self.auto.items():
+            if name in self.models or name in self.layers:
+                raise ValueError(f"auto.{name}: a model or layer has that name already")
+            for role, model in (("small", auto.small), ("large", auto.large)):
+                if model not in self.models and model not in self.layers:
+                    raise ValueError(f"auto.{name}.{role}: no model or layer {model!r}")
+            try:
+                Auto.load(name, auto)
+            except RouterError as exc:
+                raise ValueError(f"auto.{name}.router: {exc}") from None
         return self
 
     @model_validator(mode="after")

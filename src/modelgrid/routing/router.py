@@ -132,11 +132,28 @@ class Router:
     model: Logistic
     trained_on: frozenset[str]  # digests of the training prompts
     held_out: dict[str, float]
+    # Percentiles 0..100 of the held-out scores: where to set the threshold for a share of
+    # large-model calls on traffic like the training data's.
+    quantiles: tuple[float, ...] = ()
 
     def scores(self, table: Table) -> np.ndarray:
         return self.model.scores(
             features(texts_of(table, self.inputs), len(self.model.weights) - 2)
         )
+
+    def score(self, text: str) -> float:
+        """One text's score (a prompt, or a prompt and an answer, as the router was trained)."""
+        return float(self.model.scores(features([text], len(self.model.weights) - 2))[0])
+
+    def threshold_for(self, share: float) -> float:
+        """The score at or above which about ``share`` of such traffic goes to the large
+        model."""
+        if share <= 0:
+            return math.inf
+        if not self.quantiles:
+            raise RouterError("this router has no held-out scores to set a share by")
+        q = np.asarray(self.quantiles)
+        return float(np.interp(1 - share, np.linspace(0, 1, len(q)), q))
 
     def save(self, path: Path) -> None:
         body = {
@@ -147,6 +164,7 @@ class Router:
             "weights": [round(float(w), 6) for w in self.model.weights],
             "trained_on": sorted(self.trained_on),
             "held_out": self.held_out,
+            "quantiles": [round(x, 6) for x in self.quantiles],
         }
         path.write_text(json.dumps(body), encoding="utf-8")
 
@@ -164,6 +182,7 @@ class Router:
                 Logistic(weights, float(body["bias"])),
                 frozenset(body["trained_on"]),
                 dict(body["held_out"]),
+                tuple(float(x) for x in body.get("quantiles", [])),
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             if isinstance(exc, RouterError):
@@ -180,4 +199,6 @@ def train(
         raise RouterError("the strong model never (or always) does better: nothing to learn")
     held_out = cross_validated(x, y, folds, l2=l2)
     model = fit(x, y, l2)
-    return Router(inputs, model, frozenset(digest(p) for p in table.prompts), {}), held_out
+    quantiles = tuple(float(q) for q in np.quantile(held_out, np.linspace(0, 1, 101)))
+    seen = frozenset(digest(p) for p in table.prompts)
+    return Router(inputs, model, seen, {}, quantiles), held_out
