@@ -20,7 +20,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import statistics
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -30,7 +32,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from modelgrid.routing.plot import plot  # noqa: E402
 from modelgrid.routing.policies import POLICIES, scores_of  # noqa: E402
 from modelgrid.routing.replay import read_table, replay  # noqa: E402
-from modelgrid.routing.router import train  # noqa: E402
+from modelgrid.routing.router import Router, train  # noqa: E402
 
 WEAK = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 STRONG = "gpt-4-1106-preview"
@@ -57,6 +59,15 @@ def mt_bench_csv(data: Path, out: Path) -> Path:
             mean = {m: sum(scores[(q["question_id"], m)]) / 2 for m in (WEAK, STRONG)}
             writer.writerow([q["turns"][0], mean[WEAK], mean[STRONG]])
     return out
+
+
+def _decision_us(router: Router, prompts: list[str]) -> float:
+    times = []
+    for prompt in prompts:
+        started = time.perf_counter()
+        router.score(prompt)
+        times.append((time.perf_counter() - started) * 1e6)
+    return statistics.median(times)
 
 
 def main() -> None:
@@ -92,7 +103,9 @@ def main() -> None:
                 best = (policy, result)
         # Trained routers, every prompt scored by a model trained on the other four fifths.
         for inputs in ("prompt", "answer") if table.weak_answers is not None else ("prompt",):
-            _, held_out = train(table, inputs)
+            router, held_out = train(table, inputs)
+            if inputs == "prompt":  # what `auto` pays before the first token: one decision
+                rows["route_decision_us"] = _decision_us(router, table.prompts[:300])
             result = replay(held_out, table)
             key = f"trained:{inputs}"
             rows[key] = {"apgr": result.apgr, "cpt50": result.cpt50, "cpt80": result.cpt80}
@@ -110,7 +123,8 @@ def main() -> None:
         print(
             f"{name}: {rows['prompts']} prompts, weak {rows['weak']:.4f}, strong {rows['strong']:.4f};"
             f" oracle APGR {rows['oracle_apgr']:.3f}, CPT(50%) {rows['oracle_cpt50']:.1%};"
-            f" random (expected) APGR {rows['random_apgr']:.3f}"
+            f" random (expected) APGR {rows['random_apgr']:.3f};"
+            f" a route decision {rows['route_decision_us']:.0f} us (median)"
         )
         for policy in [*sorted(POLICIES), "trained:prompt", "trained:answer"]:
             if policy not in rows:
