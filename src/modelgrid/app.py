@@ -21,6 +21,7 @@ from . import (
     admin_members,
     admin_plans,
     admin_review,
+    feedback_routes,
     provenance_routes,
     routes,
     signup,
@@ -53,6 +54,7 @@ from .settings import Settings, load_settings
 from .storage.codes import CodeStore
 from .storage.contents import ContentStore
 from .storage.database import Database
+from .storage.feedback import FeedbackStore
 from .storage.keys import KeyStore
 from .storage.ledger import Ledger
 from .storage.members import MemberStore
@@ -209,6 +211,7 @@ def create_app(settings: Settings) -> Starlette:
         + admin_knowledge.routes
         + admin_layers.routes
         + provenance_routes.routes
+        + feedback_routes.routes
         + admin_review.routes
         + signup.routes,
         middleware=[
@@ -223,6 +226,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.audit = audit
     app.state.review_queue = review_queue
     app.state.provenance = Provenance(contents)
+    app.state.feedback = FeedbackStore(db)
     app.state.orgs = OrgStore(db)
     app.state.codes = CodeStore(db)
     app.state.members = MemberStore(db)

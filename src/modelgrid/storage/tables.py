@@ -303,3 +303,19 @@ knowledge_terms = sa.Table(
     sa.Column("length", sa.Integer(), nullable=False),
     sa.Index("ix_knowledge_terms_passage_id", "passage_id"),
 )
+
+# What callers said of responses (POST /v1/feedback): outcomes for routing to learn from.
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("content_id", sa.String(160), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("org_id", sa.String(32), nullable=True),
+    sa.Column("key_id", sa.String(32), nullable=True),
+    sa.Column("model", sa.String(200), nullable=False),  # the model that answered
+    sa.Column("score", sa.Float(), nullable=False),  # 0 (bad) to 1 (good)
+    sa.Column("comment", sa.Text(), nullable=False, server_default=""),
+    sa.Index("ix_feedback_content_id", "content_id"),
+    sa.Index("ix_feedback_created_at", "created_at"),
+)
