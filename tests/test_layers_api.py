@@ -214,6 +214,13 @@ def test_an_organisations_admin_makes_its_own_enterprise_layer(
     seen = {layer["id"] for layer in httpx.get(url, headers=globex).json()["data"]}
     assert "base/finance/globex" in seen and "base/finance/acme" not in seen
     assert httpx.delete(f"{url}/base/finance/acme", headers=globex).status_code == 404
+    # A public layer it sees is still not its to change or remove.
+    public_layer = httpx.put(f"{url}/base/finance/news", json={}, headers=admin(server))
+    assert public_layer.status_code == 200
+    taken = httpx.put(f"{url}/base/finance/news", json={"visibility": "org"}, headers=globex)
+    assert taken.status_code == 403
+    assert httpx.delete(f"{url}/base/finance/news", headers=globex).status_code == 403
+    assert httpx.delete(f"{url}/base/finance/news", headers=admin(server)).status_code == 200
     # Its knowledge is added as any layer's, and stored as the organisation's.
     (tmp_path / "globex.md").write_text("# Globex\n\nGlobex closes its books in March.")
     added = server.cli("knowledge", "add", "base/finance/globex", str(tmp_path / "globex.md"))

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from .admin_layers import _caller, _sees
 from .admin_plans import overrides_of
 from .catalogue import model_not_found
-from .errors import InvalidRequest, NotFound
+from .errors import InvalidRequest, NotFound, PermissionDenied
 from .knowledge.ingest import add_document
 from .knowledge.owner import NoSuchOrganisation, owner_of
 from .knowledge.readers import UnreadableDocument, kind_of
@@ -63,6 +63,13 @@ async def _layer(request: Request, caller: KeyRecord) -> Layer:
     return found
 
 
+def _own(caller: KeyRecord, layer: Layer) -> None:
+    """Only the operator changes what a layer others see too holds (an organisation's admin
+    reads it, as its keys may)."""
+    if caller.role != "admin" and layer.settings.visibility != "org":
+        raise PermissionDenied(f"The documents of '{layer.id}' are the operator's to change.")
+
+
 def _org(caller: KeyRecord) -> str | None:
     return EVERYONE if caller.role == "admin" else caller.org_id
 
@@ -77,9 +84,7 @@ async def list_documents(request: Request) -> Response:
 async def add(request: Request) -> Response:
     caller = await _caller(request, _ROUTE)
     layer = await _layer(request, caller)
-    if caller.role != "admin" and layer.settings.visibility != "org":
-        # A layer others see too is the operator's to fill.
-        raise NotFound(f"The model '{layer.id}' does not exist or you do not have access to it.")
+    _own(caller, layer)
     body: NewDocument = parse(NewDocument, await read_json(request))
     if kind_of(Path(body.name)) is None:
         raise InvalidRequest("'name' must end in .txt, .md, .html or .pdf.", param="name")
@@ -119,6 +124,7 @@ async def add(request: Request) -> Response:
 async def remove(request: Request) -> Response:
     caller = await _caller(request, _ROUTE + "/{document}")
     layer = await _layer(request, caller)
+    _own(caller, layer)
     document_id = request.path_params["document"]
     if not await _store(request).remove_id(document_id, layer.id, _org(caller)):
         raise NotFound(f"No document '{document_id}' in '{layer.id}'.", param="document")

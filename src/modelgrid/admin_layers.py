@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from .admin_plans import overrides_of
 from .catalogue import model_not_found
-from .errors import Conflict, InvalidRequest
+from .errors import Conflict, InvalidRequest, PermissionDenied
 from .layer_settings import LayerSettings
 from .layers import Layer, LayerError, build_layers, parent_of
 from .routes import JSON, gateway_of, read_json, trace_of
@@ -40,6 +40,14 @@ def _sees(caller: KeyRecord, layer: Layer) -> bool:
     if caller.role == "admin":
         return True
     return layer.settings.visibility != "org" or layer.settings.org in (caller.org_id, caller.org)
+
+
+def _owns(caller: KeyRecord, layer: Layer) -> bool:
+    """Whether the caller may change or remove the layer: the operator any; an organisation's
+    admin only its organisation's own (a public layer it sees is not its to change)."""
+    if caller.role == "admin":
+        return True
+    return layer.settings.visibility == "org" and layer.settings.org in (caller.org_id, caller.org)
 
 
 def _card(layer: Layer, settings: Settings) -> dict[str, Any]:
@@ -93,7 +101,9 @@ async def put_layer(request: Request) -> Response:
         built = build_layers(settings.models, {**others, layer_id: layer})[layer_id]
     except LayerError as exc:
         raise InvalidRequest(str(exc).replace(f"layers.{layer_id}: ", ""), param="parent") from None
-    if layer_id in current and not _sees(caller, current[layer_id]):
+    if layer_id in current and not _owns(caller, current[layer_id]):
+        if _sees(caller, current[layer_id]):
+            raise PermissionDenied(f"'{layer_id}' is not your organisation's to change.")
         raise model_not_found(layer_id)
     await overrides.store.put("layer", layer_id, layer.model_dump(exclude_defaults=True))
     await overrides.refresh()
@@ -108,6 +118,8 @@ async def delete_layer(request: Request) -> Response:
     found = current.get(layer_id)
     if found is None or not _sees(caller, found):
         raise model_not_found(layer_id)
+    if not _owns(caller, found):
+        raise PermissionDenied(f"'{layer_id}' is not your organisation's to remove.")
     if layer_id in _settings(request).layers:
         raise Conflict(f"'{layer_id}' is defined in the config; remove it there.", param="layer")
     children = [c.id for c in current.values() if c.chain[:-1] and c.chain[-2] == layer_id]
