@@ -251,8 +251,11 @@ class Gateway:
         the plan says (engines that cannot see the logits, upstream ones, leave the flag be).
         The operator's own keys, on no plan, get no watermark, as they get no text label:
         their output is not served to the public."""
+        # The sources stay when a quota degrades a layer's request to the plan's small model:
+        # the answer is still grounded, and the response cites them.
+        requests = [with_sources(r, sources) for r in requests]
         if entry.layer is not None:
-            requests = [layered(entry.layer, with_sources(r, sources)) for r in requests]
+            requests = [layered(entry.layer, r) for r in requests]
         capped = self.admission.capped(caller, requests)
         plan = self.admission.plan_of(caller)
         if plan is None or not plan.watermark:

@@ -3,6 +3,7 @@ answer the prompt, put in front of it with their sources, and cited in the respo
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -13,6 +14,8 @@ from ..types import GenerationRequest
 from .bm25 import scores
 from .store import KnowledgeStore, Statistics, StoredPassage
 from .tokens import terms
+
+_CACHED = 64  # (layers, organisation) pairs whose embeddings stay in memory
 
 # Texts to their embeddings, a row each of length 1.
 Embed = Callable[[list[str]], Awaitable[np.ndarray]]
@@ -59,8 +62,9 @@ class Knowledge:
     ) -> None:
         self.store = store
         self.embed, self.model, self.candidates = embed, model, candidates
-        # Each (layers, organisation)'s embeddings, kept while its passages do not change.
-        self._vectors: dict[tuple[tuple[str, ...], str | None], _Vectors] = {}
+        # Each (layers, organisation)'s embeddings, kept while its passages do not change;
+        # the least recently used go first beyond ``_CACHED``.
+        self._vectors: OrderedDict[tuple[tuple[str, ...], str | None], _Vectors] = OrderedDict()
 
     async def retrieve(
         self, layers: Sequence[str], org: str | None, query: str, limit: int
@@ -103,6 +107,9 @@ class Knowledge:
             ids, matrix = await self.store.vectors(layers, org, self.model)
             cached = _Vectors((stats.passages, stats.newest), ids, matrix)
             self._vectors[key] = cached
+            while len(self._vectors) > _CACHED:
+                self._vectors.popitem(last=False)
+        self._vectors.move_to_end(key)
         if not len(cached.ids):
             return []
         asked = (await self.embed([query]))[0]
