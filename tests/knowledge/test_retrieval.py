@@ -182,3 +182,14 @@ async def test_embeddings_find_what_words_miss_and_follow_changes(
     knowledge.model = "v2"
     found = await knowledge.retrieve(["base/shop"], None, "Could I send back my kettle?", 1)
     assert found[0].passage.heading == "Returns"
+
+
+async def test_a_very_long_question_is_still_answered(db: Database, tmp_path: Path) -> None:
+    store = KnowledgeStore(db)
+    faq = tmp_path / "faq.md"
+    faq.write_text(FAQ, encoding="utf-8")
+    await ingest(store, "base/shop", None, [faq], embed=concept_vectors, embedded_with="c")
+    knowledge = Knowledge(store, concept_vectors, "c")
+    rambling = "refund please " + " ".join(f"word{i}" for i in range(50_000))
+    found = await knowledge.retrieve(["base/shop"], None, rambling, 2)
+    assert found and found[0].passage.heading == "Returns"

@@ -16,6 +16,8 @@ from .store import KnowledgeStore, Statistics, StoredPassage
 from .tokens import terms
 
 _CACHED = 64  # (layers, organisation) pairs whose embeddings stay in memory
+_MAX_TERMS = 128  # distinct query terms looked up
+_MAX_EMBEDDED = 2000  # characters of the question embedded (an embedding model's context is short)
 
 # Texts to their embeddings, a row each of length 1.
 Embed = Callable[[list[str]], Awaitable[np.ndarray]]
@@ -80,7 +82,9 @@ class Knowledge:
         rankings: list[list[int]] = []
         found_scores: dict[int, float] = {}
         if wanted:
-            postings = await self.store.postings(layers, org, sorted(set(wanted)))
+            # A long message's first distinct terms: its topic, in few enough to query for.
+            asked = list(dict.fromkeys(wanted))[:_MAX_TERMS]
+            postings = await self.store.postings(layers, org, asked)
             found_scores = scores(wanted, postings, stats.passages, stats.mean_length)
             ranked = sorted(found_scores.items(), key=lambda kv: -kv[1])[: self.candidates]
             rankings.append([pid for pid, _ in ranked])
@@ -112,7 +116,7 @@ class Knowledge:
         self._vectors.move_to_end(key)
         if not len(cached.ids):
             return []
-        asked = (await self.embed([query]))[0]
+        asked = (await self.embed([query[:_MAX_EMBEDDED]]))[0]
         similarity = cached.matrix @ asked
         top = np.argsort(-similarity)[: self.candidates]
         return [int(cached.ids[i]) for i in top]
