@@ -214,6 +214,10 @@ def test_an_organisations_admin_makes_its_own_enterprise_layer(
     seen = {layer["id"] for layer in httpx.get(url, headers=globex).json()["data"]}
     assert "base/finance/globex" in seen and "base/finance/acme" not in seen
     assert httpx.delete(f"{url}/base/finance/acme", headers=globex).status_code == 404
+    for operators_own in ({"adapter": "/etc/passwd"}, {"prices": {"input": 0, "output": 0}}):
+        body = {"visibility": "org", **operators_own}
+        refused = httpx.put(f"{url}/base/finance/globex2", json=body, headers=globex)
+        assert refused.status_code == 403
     # A public layer it sees is still not its to change or remove.
     public_layer = httpx.put(f"{url}/base/finance/news", json={}, headers=admin(server))
     assert public_layer.status_code == 200

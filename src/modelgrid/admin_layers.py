@@ -83,6 +83,10 @@ async def put_layer(request: Request) -> Response:
                 'An organisation\'s layers are its own: visibility must be "org".',
                 param="visibility",
             )
+        if layer.adapter or layer.prices is not None:
+            # An adapter names a file on the server or an upstream's model, and prices are
+            # what the operator charges: the operator's to set, never a tenant's.
+            raise PermissionDenied("Only the operator sets a layer's adapter and prices.")
         layer = layer.model_copy(update={"org": caller.org_id})
     if layer.review_policy and layer.review_policy not in settings.review.all_policies:
         raise InvalidRequest(f"No review policy '{layer.review_policy}'.", param="review_policy")
