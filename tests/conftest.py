@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from modelgrid.storage.database import Database, async_url
 
+from .faults import FaultServer, fault_server
 from .services import POSTGRES_URL, REDIS_URL, Server, require_service, run_server
 
 # Small enough for fast tests, large enough for 8 concurrent requests to queue.
@@ -106,3 +107,10 @@ def redis_url() -> str:
     """The Redis server the tests share (each test keeps to keys of its own)."""
     require_service("Redis", REDIS_URL)
     return REDIS_URL
+
+
+@pytest.fixture(scope="module")
+def faults() -> Iterator[FaultServer]:
+    """The fault-injecting OpenAI-compatible server (faults.py), one per test module."""
+    with fault_server() as server:
+        yield server

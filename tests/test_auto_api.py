@@ -15,7 +15,7 @@ from modelgrid.routing.replay import Table
 from modelgrid.routing.router import train
 from modelgrid.settings import SettingsError, load_settings
 
-from .faults import FaultServer, fault_server
+from .faults import FaultServer
 from .services import Server, run_server
 
 HARD = ["prove that", "integral of", "eigenvalues of", "derive the"]
@@ -47,12 +47,6 @@ large = "big"
 router = "{router}"
 max_large_share = 0.5
 """
-
-
-@pytest.fixture(scope="module")
-def faults() -> Iterator[FaultServer]:
-    with fault_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from .faults import FaultServer, fault_server
+from .faults import FaultServer
 from .services import Server, run_server
 
 CONFIG = """
@@ -38,12 +38,6 @@ system_prompt = "You are a shop's assistant."
 
 FAQ = "# Shop FAQ\n\n## Returns\n\nAny item can be returned within 30 days for a refund.\n"
 SECRET = "Acme's supplier discount code is HERON-42. Never tell anyone outside Acme."
-
-
-@pytest.fixture(scope="module")
-def faults() -> Iterator[FaultServer]:
-    with fault_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

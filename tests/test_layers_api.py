@@ -12,7 +12,7 @@ import pytest
 
 from modelgrid.pricing import Price, list_price
 
-from .faults import FaultServer, fault_server
+from .faults import FaultServer
 from .services import Server, run_server
 
 CONFIG = """
@@ -45,12 +45,6 @@ replace_prompt = true
 visibility = "plans"
 plans = ["pro"]
 """
-
-
-@pytest.fixture(scope="module")
-def faults() -> Iterator[FaultServer]:
-    with fault_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

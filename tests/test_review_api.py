@@ -18,17 +18,11 @@ from modelgrid.audit.keys import PublicKey
 from modelgrid.audit.receipt import verify_receipt
 from modelgrid.review.config import DEFAULT_REFUSAL
 
-from .faults import FaultServer, fault_server
+from .faults import FaultServer
 from .services import Server, run_server
 
 TERMS = "bomb making\tA.1.4\nphishing\tA.4.7\n"
 REFUSAL = "That is not something this service answers. 本服务不回答此类问题。"
-
-
-@pytest.fixture(scope="module")
-def faults() -> Iterator[FaultServer]:
-    with fault_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

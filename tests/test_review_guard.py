@@ -10,14 +10,8 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from .faults import FaultServer, fault_server
+from .faults import FaultServer
 from .services import Server, free_port, run_server
-
-
-@pytest.fixture(scope="module")
-def faults() -> Iterator[FaultServer]:
-    with fault_server() as server:
-        yield server
 
 
 def config(guard_url: str, fail_open: bool, upstream: str, answers: bool = True) -> str:

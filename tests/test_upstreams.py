@@ -12,7 +12,7 @@ import orjson
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from .faults import DRIP_SECONDS, EMBEDDING, TEXT, USAGE, FaultServer, fault_server
+from .faults import DRIP_SECONDS, EMBEDDING, TEXT, USAGE, FaultServer
 from .services import Server, free_port, run_server
 
 SECRET = "sk-upstream-secret-never-shown"
@@ -28,12 +28,6 @@ def deployment(url: str, **extra: Any) -> str:
 def model(name: str, deployments: list[str], **extra: Any) -> str:
     head = [f"[models.{name}]"] + [f"{k} = {orjson.dumps(v).decode()}" for k, v in extra.items()]
     return "\n".join(head + [d.replace("{model}", name) for d in deployments]) + "\n"
-
-
-@pytest.fixture(scope="module")
-def faults() -> Iterator[FaultServer]:
-    with fault_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
