@@ -95,7 +95,7 @@ class CodeStore:
             }
             for code in codes
         ]
-        async with self._db.engine.begin() as conn:
+        async with self._db.begin_write() as conn:
             await conn.execute(redemption_codes.insert(), rows)
         return codes
 
@@ -130,7 +130,7 @@ class CodeStore:
             )
             .values(redeemed_at=now, redeemed_by=account)
         )
-        async with self._db.engine.begin() as conn:
+        async with self._db.begin_write() as conn:
             # The conditional UPDATE is the whole guard: PostgreSQL makes a second redemption
             # wait on the row lock and then re-check the WHERE against the committed row;
             # SQLite lets one writer in at a time. Either way a loser matches no row.

@@ -53,10 +53,12 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def begin_write(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction that writes. SQLite has one writer at a time: this process's batched
-        writers (ledger, audit log, stored conversations, review queue) take turns here, not
+        """A transaction that writes. SQLite has one writer at a time: this process's writers
+        (the batched ones, ledger, audit log, stored conversations, review queue, and the rare
+        ones, keys, organisations, overrides, codes, roll-ups, knowledge) take turns here, not
         in SQLite's busy handler, which sleeps up to 100 ms between tries. Under load they
-        had each waited over a second for one another (docs/benchmarks.md)."""
+        had each waited over a second for one another (docs/benchmarks.md). Not reentrant:
+        never nest one in another."""
         if not self.is_sqlite:
             async with self.engine.begin() as conn:
                 yield conn

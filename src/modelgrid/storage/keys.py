@@ -66,7 +66,7 @@ class KeyStore:
     ) -> str:
         """Store a new key and return it; this is the only time it exists in clear text."""
         key = key or new_key()
-        async with self._db.engine.begin() as conn:
+        async with self._db.begin_write() as conn:
             await conn.execute(
                 api_keys.insert().values(
                     id=uuid.uuid4().hex,
@@ -89,7 +89,7 @@ class KeyStore:
                 await conn.execute(sa.select(api_keys.c.id).where(api_keys.c.hash == hash_key(key)))
             ).first()
         if row is not None:
-            async with self._db.engine.begin() as conn:
+            async with self._db.begin_write() as conn:
                 await conn.execute(
                     api_keys.update()
                     .where(api_keys.c.id == row.id)
@@ -120,7 +120,7 @@ class KeyStore:
         match = sa.or_(api_keys.c.id == ident, api_keys.c.prefix == ident)
         if org_id is not None:
             match = sa.and_(match, api_keys.c.org_id == org_id)
-        async with self._db.engine.begin() as conn:
+        async with self._db.begin_write() as conn:
             rows = (
                 await conn.execute(_with_org().where(match, api_keys.c.revoked_at.is_(None)))
             ).all()

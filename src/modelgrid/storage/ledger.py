@@ -169,7 +169,7 @@ class Ledger(Journaled[LedgerEntry]):
     async def grant(self, account: str, amount: int, kind: str, note: str = "") -> None:
         """Credit ``account`` (a negative amount corrects an earlier grant); committed now."""
         now = datetime.now(UTC)
-        async with self._db.engine.begin() as conn:
+        async with self._db.begin_write() as conn:
             await conn.execute(
                 credit_grants.insert().values(
                     account=account, amount=amount, kind=kind, note=note, created_at=now

@@ -52,7 +52,7 @@ class MemberStore:
         if await self.get(org_id, email) is not None:
             raise MemberError(f"{email} is already a member.")
         member = Member(uuid.uuid4().hex, org_id, email, name, role, datetime.now(UTC))
-        async with self._db.engine.begin() as conn:
+        async with self._db.begin_write() as conn:
             await conn.execute(
                 members.insert().values(
                     id=member.id,
@@ -89,7 +89,7 @@ class MemberStore:
 
     async def set_role(self, member: Member, role: MemberRole) -> Member:
         demoting = member.role == "owner" and role != "owner"
-        async with self._db.engine.begin() as conn:
+        async with self._db.begin_write() as conn:
             if demoting:
                 await _lock_owners(conn, member.org_id)
             await conn.execute(members.update().where(members.c.id == member.id).values(role=role))
@@ -105,7 +105,7 @@ class MemberStore:
     async def remove(self, member: Member) -> int:
         """Remove the member and revoke their keys; returns how many keys were revoked."""
         now = datetime.now(UTC)
-        async with self._db.engine.begin() as conn:
+        async with self._db.begin_write() as conn:
             if member.role == "owner":
                 await _lock_owners(conn, member.org_id)
             await conn.execute(

@@ -47,7 +47,7 @@ class OrgStore:
         if found is None:
             org = Organisation(uuid.uuid4().hex, name, plan or default_plan, created=True)
             now = datetime.now(UTC)
-            async with self._db.engine.begin() as conn:
+            async with self._db.begin_write() as conn:
                 await conn.execute(
                     organisations.insert().values(
                         id=org.id, name=name, plan=org.plan, created_at=now
@@ -65,7 +65,7 @@ class OrgStore:
                     )
             return org
         if plan is not None and plan != found.plan:
-            async with self._db.engine.begin() as conn:
+            async with self._db.begin_write() as conn:
                 await conn.execute(
                     organisations.update().where(organisations.c.id == found.id).values(plan=plan)
                 )

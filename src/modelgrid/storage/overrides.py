@@ -32,7 +32,7 @@ class OverrideStore:
     async def put(self, kind: Kind, name: str, body: dict[str, Any]) -> None:
         raw = orjson.dumps(body).decode()
         now = datetime.now(UTC)
-        async with self._db.engine.begin() as conn:
+        async with self._db.begin_write() as conn:
             updated = await conn.execute(
                 overrides.update()
                 .where(overrides.c.kind == kind, overrides.c.name == name)
@@ -53,7 +53,7 @@ class OverrideStore:
                 )
 
     async def delete(self, kind: Kind, name: str) -> bool:
-        async with self._db.engine.begin() as conn:
+        async with self._db.begin_write() as conn:
             deleted = await conn.execute(
                 overrides.delete().where(overrides.c.kind == kind, overrides.c.name == name)
             )

@@ -46,7 +46,7 @@ async def roll_up(db: Database, until: datetime) -> int:
     not rolled up yet; returns how many entries it counted."""
     end = floor_hour(until)
     r, h, state = ledger.c, ledger_hourly.c, rollup_state.c
-    async with db.engine.begin() as conn:
+    async with db.begin_write() as conn:
         if not db.is_sqlite:
             await conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_ROLLUP_LOCK})"))
         number = int(
@@ -140,7 +140,7 @@ async def prune(db: Database, now: datetime, default_days: int, plan_days: dict[
     deleted = 0
     while True:
         batch = sa.select(ledger.c.id).where(where).limit(_PRUNE_BATCH).scalar_subquery()
-        async with db.engine.begin() as conn:
+        async with db.begin_write() as conn:
             count = int(
                 (await conn.execute(ledger.delete().where(ledger.c.id.in_(batch)))).rowcount
             )
