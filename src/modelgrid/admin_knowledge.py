@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .admin_layers import _caller, _sees
+from .admin_layers import admin_caller, sees
 from .admin_plans import overrides_of
 from .catalogue import model_not_found
 from .errors import InvalidRequest, NotFound, PermissionDenied
@@ -58,7 +58,7 @@ def _store(request: Request) -> KnowledgeStore:
 async def _layer(request: Request, caller: KeyRecord) -> Layer:
     layer_id = request.path_params["layer"]
     found = (await overrides_of(request).layers()).get(layer_id)
-    if found is None or not _sees(caller, found):
+    if found is None or not sees(caller, found):
         raise model_not_found(layer_id)  # another organisation's: as if absent
     return found
 
@@ -75,14 +75,14 @@ def _org(caller: KeyRecord) -> str | None:
 
 
 async def list_documents(request: Request) -> Response:
-    caller = await _caller(request, _ROUTE)
+    caller = await admin_caller(request, _ROUTE)
     layer = await _layer(request, caller)
     documents = await _store(request).documents([layer.id], _org(caller))
     return JSON({"object": "list", "data": [d.card() for d in documents]})
 
 
 async def add(request: Request) -> Response:
-    caller = await _caller(request, _ROUTE)
+    caller = await admin_caller(request, _ROUTE)
     layer = await _layer(request, caller)
     _own(caller, layer)
     body: NewDocument = parse(NewDocument, await read_json(request))
@@ -122,7 +122,7 @@ async def add(request: Request) -> Response:
 
 
 async def remove(request: Request) -> Response:
-    caller = await _caller(request, _ROUTE + "/{document}")
+    caller = await admin_caller(request, _ROUTE + "/{document}")
     layer = await _layer(request, caller)
     _own(caller, layer)
     document_id = request.path_params["document"]

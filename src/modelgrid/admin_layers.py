@@ -28,14 +28,14 @@ def _settings(request: Request) -> Settings:
     return found
 
 
-async def _caller(request: Request, route: str) -> KeyRecord:
+async def admin_caller(request: Request, route: str) -> KeyRecord:
     gateway = gateway_of(request)
     return await gateway.authenticate_admin(
         request.headers.get("authorization"), trace_of(request, route), org_admin_too=True
     )
 
 
-def _sees(caller: KeyRecord, layer: Layer) -> bool:
+def sees(caller: KeyRecord, layer: Layer) -> bool:
     """The operator sees every layer; an organisation's admin its own and the public ones."""
     if caller.role == "admin":
         return True
@@ -56,15 +56,15 @@ def _card(layer: Layer, settings: Settings) -> dict[str, Any]:
 
 
 async def list_layers(request: Request) -> Response:
-    caller = await _caller(request, "/admin/v1/layers")
+    caller = await admin_caller(request, "/admin/v1/layers")
     settings = _settings(request)
     layers = await overrides_of(request).layers()
-    data = [_card(layer, settings) for layer in layers.values() if _sees(caller, layer)]
+    data = [_card(layer, settings) for layer in layers.values() if sees(caller, layer)]
     return JSON({"object": "list", "data": data})
 
 
 async def put_layer(request: Request) -> Response:
-    caller = await _caller(request, _ROUTE)
+    caller = await admin_caller(request, _ROUTE)
     layer_id = request.path_params["layer"]
     raw = await read_json(request)
     if caller.role != "admin" and isinstance(raw, dict):
@@ -98,7 +98,7 @@ async def put_layer(request: Request) -> Response:
         parent = parent_of(layer_id, layer)
     except LayerError as exc:
         raise InvalidRequest(str(exc), param="parent") from None
-    if parent in current and not _sees(caller, current[parent]):
+    if parent in current and not sees(caller, current[parent]):
         raise model_not_found(parent)  # another organisation's layer: as if absent
     others = {k: v.settings for k, v in current.items() if k != layer_id}
     try:
@@ -106,7 +106,7 @@ async def put_layer(request: Request) -> Response:
     except LayerError as exc:
         raise InvalidRequest(str(exc).replace(f"layers.{layer_id}: ", ""), param="parent") from None
     if layer_id in current and not _owns(caller, current[layer_id]):
-        if _sees(caller, current[layer_id]):
+        if sees(caller, current[layer_id]):
             raise PermissionDenied(f"'{layer_id}' is not your organisation's to change.")
         raise model_not_found(layer_id)
     await overrides.store.put("layer", layer_id, layer.model_dump(exclude_defaults=True))
@@ -115,12 +115,12 @@ async def put_layer(request: Request) -> Response:
 
 
 async def delete_layer(request: Request) -> Response:
-    caller = await _caller(request, _ROUTE)
+    caller = await admin_caller(request, _ROUTE)
     layer_id = request.path_params["layer"]
     overrides = overrides_of(request)
     current = await overrides.layers()
     found = current.get(layer_id)
-    if found is None or not _sees(caller, found):
+    if found is None or not sees(caller, found):
         raise model_not_found(layer_id)
     if not _owns(caller, found):
         raise PermissionDenied(f"'{layer_id}' is not your organisation's to remove.")

@@ -4,6 +4,7 @@ measures routers."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -34,27 +35,39 @@ def _dropped(path: Path | None) -> list[str]:
     return found
 
 
+def recorded_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--data, --weak, --strong and --drop: the recorded results both commands read."""
+    for option in reversed(
+        [
+            click.option(
+                "--data",
+                "data",
+                required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                help="RouteLLM's CSV: prompt, a column per model (True/False or a score), "
+                "optionally <model>_response.",
+            ),
+            click.option("--weak", required=True, help="The weak model's column."),
+            click.option("--strong", required=True, help="The strong model's column."),
+            click.option(
+                "--drop",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                help="Prompts to leave out (contaminated: seen in training).",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 @routing.command("replay")
-@click.option(
-    "--data",
-    "data",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="RouteLLM's CSV: prompt, and a column per model.",
-)
-@click.option("--weak", required=True, help="The weak model's column.")
-@click.option("--strong", required=True, help="The strong model's column.")
+@recorded_options
 @click.option("--policy", type=click.Choice(sorted(POLICIES)), help="How prompts are scored.")
 @click.option(
     "--router",
     "router_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Or a router from `routing train`.",
-)
-@click.option(
-    "--drop",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Prompts to leave out (contaminated: seen in training).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="For the random policy.")
 @click.option(
@@ -144,15 +157,7 @@ def _print(r: Replay, policy: str) -> None:
 
 
 @routing.command("train")
-@click.option(
-    "--data",
-    "data",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="RouteLLM's CSV: prompt, a column per model, optionally <model>_response.",
-)
-@click.option("--weak", required=True, help="The weak model's column.")
-@click.option("--strong", required=True, help="The strong model's column.")
+@recorded_options
 @click.option(
     "--out",
     "out",
@@ -174,11 +179,6 @@ def _print(r: Replay, policy: str) -> None:
     default=5,
     show_default=True,
     help="Cross-validation folds for the held-out figures.",
-)
-@click.option(
-    "--drop",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Prompts to leave out.",
 )
 @click.option("--json", "as_json", is_flag=True, help="The held-out figures as one JSON object.")
 def routing_train(

@@ -28,7 +28,7 @@ from .catalogue import Catalogue, Entry, model_not_found
 from .compliance import Compliance, Screening
 from .errors import AuthenticationFailed, InsufficientQuota, PermissionDenied
 from .keys import parse_bearer
-from .knowledge.retrieval import Knowledge, Source, query_of, with_sources
+from .knowledge.retrieval import Knowledge, Source, with_sources
 from .knowledge.store import EVERYONE
 from .labels import Labels
 from .layers import layered
@@ -100,8 +100,7 @@ class Gateway:
     async def chat(self, caller: KeyRecord, body: ChatCompletionRequest, trace: Trace) -> Result:
         entry = self._resolve(body.model, trace, body.user, body.stream)
         if entry.auto is not None:
-            said = [{"role": m.role, "content": m.text()} for m in body.messages]
-            entry = self._routed(caller, entry, query_of(said), trace)
+            entry = self._routed(caller, entry, _asked(body), trace)
         await self.admission.admit(caller, entry, trace)
         screening = self._screening(caller, entry)
         if screening.policies.input is not None:
@@ -116,8 +115,7 @@ class Gateway:
                     for m, t in zip(body.messages, reviewed, strict=True)
                 ]
                 body = body.model_copy(update={"messages": masked})
-        said = [{"role": m.role, "content": m.text()} for m in body.messages]
-        sources = await self._retrieve(caller, entry, query_of(said))
+        sources = await self._retrieve(caller, entry, _asked(body)) if entry.layer else []
         entry, prepared = await self._degrading(
             caller, entry, trace, self._chat_prepared(body, sources)
         )
@@ -181,7 +179,7 @@ class Gateway:
         if screening.policies.input is not None:
             body = await self._review_prompts(body, screening)
         query = body.prompt if isinstance(body.prompt, str) else ""
-        sources = await self._retrieve(caller, entry, query)
+        sources = await self._retrieve(caller, entry, query) if entry.layer else []
         prefixes: list[str] = []
 
         async def prepare(caller: KeyRecord, entry: Entry, trace: Trace) -> list[Prepared]:
@@ -381,6 +379,14 @@ class Gateway:
             "" if call.label is None else call.label.text,
             self._plan(call.caller).keep_text,
         )
+
+
+def _asked(body: ChatCompletionRequest) -> str:
+    """What the user said last: what ``auto`` routes on and a layer's retrieval looks for."""
+    for message in reversed(body.messages):
+        if message.role == "user":
+            return message.text()
+    return ""
 
 
 def _estimate(entry: Entry, inputs: str | list[str] | list[int] | list[list[int]]) -> int:

@@ -159,11 +159,3 @@ def with_sources(request: GenerationRequest, sources: Sequence[Source]) -> Gener
     if isinstance(request.prompt, str):
         return replace(request, prompt=f"{block}\n\n{request.prompt}")
     return request  # token ids: nothing to put the sources in front of
-
-
-def query_of(messages: Sequence[dict[str, str]]) -> str:
-    """What to retrieve for: the last thing the user said."""
-    for message in reversed(messages):
-        if message.get("role") == "user":
-            return message.get("content", "")
-    return ""
