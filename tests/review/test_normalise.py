@@ -40,3 +40,19 @@ def test_fold_on_known_evasions() -> None:
     assert fold("洗錢" * 200) == "洗钱" * 200  # long enough for the numpy path
     assert fold("ﬁne Straße " * 40) == "finestrasse" * 40  # expansions leave that path
     assert fold("𝐛𝐚𝐝 🙂 word") == "badword"  # beyond the plane: bold letters fold, emoji go
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Mostly ASCII prose — with a few µs, × and “quotes” " * 12,  # the encoder's handler
+        "中文的段落，包含標點。" * 40,  # long and mostly beyond ASCII: numpy
+        "长文本里有一个扩展字\ufa6c和连字ﬃ"
+        * 30,  # numpy cannot: folds beyond the plane, or into several
+        "emoji \U0001f600 and 𝐁old " * 20 + "中" * 300,  # beyond the plane
+        "lone \ud800 surrogate 中文" * 30,
+    ],
+)
+def test_fold_agrees_with_normalise_on_every_path(text: str) -> None:
+    assert fold(text) == normalise(text).text
+    assert fold(text[:40]) == normalise(text[:40]).text

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from modelgrid.review.config import PolicySettings
 from modelgrid.review.policy import compile_policy
-from modelgrid.review.screen import OutputFilter, screen
+from modelgrid.review.screen import OutputFilter, _unsplit, screen
 from modelgrid.review.terms import Term, TermMatcher
 from modelgrid.review.verdict import Action, Policy
 
@@ -78,3 +80,24 @@ def test_whole_text_screen_masks_and_refuses() -> None:
     masked = screen(MATCHER, "id 11010519491231002X here", output_policy())
     assert masked.text == "id **************002X here" and masked.verdict.action is Action.MASK
     assert screen(MATCHER, "BOMB MAKING", output_policy()).verdict.action is Action.REFUSE
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "call +86 138",
+        "abc 12 -",
+        "a+ 12",
+        "x -",
+        "mail bob.lee@exa",
+        "id 1101 0519",
+        "１３８ ００",
+        "no",
+    ],
+)
+def test_stream_holds_back_what_may_grow_into_personal_information(text: str) -> None:
+    # What the patterns this replaced found: a trailing number (after '+'), a trailing word.
+    number = re.search(r"\+?[0-9０-９][0-9０-９ \-]*$", text)
+    word = re.search(r"[A-Za-z0-9._%+\-@]+$", text)
+    expected = min(m.start() if m else len(text) for m in (number, word))
+    assert _unsplit(text, len(text)) == expected

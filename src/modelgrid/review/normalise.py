@@ -23,7 +23,7 @@ numbers the PII detectors and ordinary text rely on.
 
 from __future__ import annotations
 
-import re
+import codecs
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -128,25 +128,32 @@ def fold(text: str) -> str:
     character on its own, so folding is a table look-up per character. Review folds every
     text this way and pays for the map only when a term is found.
 
-    Three ways, by what the text holds, each measured (docs/benchmarks.md): ASCII through one
-    ``bytes.translate`` (lower case, separators deleted); a long text of the Basic
-    Multilingual Plane through numpy, its UTF-16 code units indexing a code point table;
-    anything else (short texts, where numpy's fixed cost dominates, and characters outside the
-    plane or that expand to several) with ASCII done on the bytes and each run of other
-    characters looked up in the table."""
+    ASCII always goes through one ``bytes.translate`` (lower case, separators deleted). For the
+    rest, by what the text holds, each way measured (docs/benchmarks.md): a long text with
+    many characters beyond ASCII (Chinese) through numpy, its UTF-16 code units indexing a
+    code point table; anything else (mostly-ASCII prose, a stream's short pieces) has its
+    ASCII done on the bytes and each run of other characters looked up in the table, by an
+    ASCII encoder whose error handler is the look-up (one call a run, no pattern scanning)."""
     if text.isascii():
         return text.encode().translate(_ASCII_CASE, _ASCII_SEPARATORS).decode()
-    if len(text) >= _NUMPY_FROM:
-        units = text.encode("utf-16-le", "surrogatepass")
-        if len(units) == 2 * len(text):  # nothing beyond the plane: one unit per character
-            tables = _tables()
-            points = np.frombuffer(units, dtype=np.uint16)
-            out = tables.single[points]
-            if not (out == _SEVERAL).any():
-                folded: str = out[out != 0].tobytes().decode("utf-32-le")
-                return folded
-    raw = text.encode("utf-8", "surrogatepass").translate(_ASCII_CASE, _ASCII_SEPARATORS)
-    return _OTHER_RUN.sub(_fold_run, raw.decode("utf-8", "surrogatepass"))
+    raw = text.encode("utf-8", "surrogatepass")
+    if len(text) >= _NUMPY_FROM and len(raw) - len(text) >= _NUMPY_EXTRA_BYTES:
+        folded = _fold_numpy(text)
+        if folded is not None:
+            return folded
+    rest = raw.translate(_ASCII_CASE, _ASCII_SEPARATORS).decode("utf-8", "surrogatepass")
+    return rest.encode("ascii", _FOLD_ERRORS).decode("utf-8", "surrogatepass")
+
+
+def _fold_numpy(text: str) -> str | None:
+    """The fold of a text of the Basic Multilingual Plane, None for one it cannot do (a
+    character beyond the plane, or one that folds into several or into one beyond it)."""
+    units = text.encode("utf-16-le", "surrogatepass")
+    if len(units) != 2 * len(text):
+        return None
+    out = _tables().single.take(np.frombuffer(units, dtype=np.uint16))
+    folded = out[out != 0].tobytes().decode("utf-16-le", "surrogatepass")
+    return None if _SEVERAL_MARK in folded else folded
 
 
 # ASCII folds onto itself: upper case to lower, everything but letters and digits dropped
@@ -154,14 +161,32 @@ def fold(text: str) -> str:
 # UTF-8 sequence, pass unchanged.
 _ASCII_CASE = bytes(c + 32 if 0x41 <= c <= 0x5A else c for c in range(256))
 _ASCII_SEPARATORS = bytes(c for c in range(128) if not chr(c).isalnum())
-_OTHER_RUN = re.compile("([\u0080-\uffff]+)|([\U00010000-\U0010ffff])")
-_NUMPY_FROM = 256  # characters; below it the per-run path is faster
-_SEVERAL = np.uint32(0xFFFFFFFF)
+_ASCII_LENGTHS = bytes(int(chr(c).isalnum()) if c < 128 else 0 for c in range(256))
+# numpy's fixed cost (a few µs) pays off only for long texts with many characters to look up
+# (UTF-8 bytes beyond one a character: Chinese has two extra each); measured at 1 KB.
+_NUMPY_FROM = 256  # characters
+_NUMPY_EXTRA_BYTES = 64
+# In the 16-bit table: what marks a code point the numpy path cannot fold (a lone surrogate,
+# never the fold of anything).
+_SEVERAL = 0xD800
+_SEVERAL_MARK = chr(_SEVERAL)
+_FOLD_ERRORS = "modelgrid-fold"
 
 
-def _fold_run(found: re.Match[str]) -> str:
-    run = found.group(1)
-    return run.translate(_tables().bmp) if run is not None else normalise_char(found.group(2))
+def _fold_error(error: UnicodeError) -> tuple[bytes, int]:
+    """Error handler of the ASCII encoder in ``fold``: a run of other characters, folded, in
+    UTF-8 (the encoder copies bytes through as they are)."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    run = error.object[error.start : error.end]
+    if max(run) <= "\uffff":  # in the plane: one look-up a character
+        folded = run.translate(_tables().bmp)
+    else:
+        folded = "".join(normalise_char(c) for c in run)
+    return folded.encode("utf-8", "surrogatepass"), error.end
+
+
+codecs.register_error(_FOLD_ERRORS, _fold_error)
 
 
 def prepare() -> None:
@@ -173,6 +198,8 @@ def prepare() -> None:
 def folded_lengths(text: str) -> bytes:
     """How many characters each character of ``text`` folds into, a byte each: where a
     stream's carry-over starts, found without folding the stream again."""
+    if text.isascii():  # a letter or digit folds into one character, the rest into none
+        return text.encode().translate(_ASCII_LENGTHS)
     lengths = text.translate(_tables().lengths)
     if lengths.isascii():  # characters beyond the plane are left as they were
         return lengths.encode("ascii")
@@ -184,8 +211,8 @@ class _Tables:
     bmp: list[str | None]  # what each code point of the plane becomes (None: dropped)
     lengths: list[str]  # how many characters that is, as the character of that code
     # The one code point each becomes: 0 when dropped, _SEVERAL when it becomes several
-    # (ligatures, ß) or is a lone surrogate.
-    single: npt.NDArray[np.uint32]
+    # (ligatures, ß), one beyond the plane, or is a lone surrogate.
+    single: npt.NDArray[np.uint16]
 
 
 @lru_cache(maxsize=1)
@@ -193,7 +220,7 @@ def _tables() -> _Tables:
     """Built once, in about a tenth of a second; the review's loader warms it off the loop."""
     bmp: list[str | None] = []
     lengths: list[str] = []
-    single = np.zeros(0x10000, dtype=np.uint32)
+    single = np.zeros(0x10000, dtype=np.uint16)
     for point in range(0x10000):
         if 0xD800 <= point <= 0xDFFF:  # surrogates never stand alone in a str
             bmp.append(None)
@@ -203,7 +230,7 @@ def _tables() -> _Tables:
         folded = normalise_char(chr(point)) or None
         bmp.append(folded)
         lengths.append(chr(len(folded or "")))
-        if folded is not None and len(folded) == 1:
+        if folded is not None and len(folded) == 1 and ord(folded) < 0x10000:
             single[point] = ord(folded)
         elif folded is not None:
             single[point] = _SEVERAL

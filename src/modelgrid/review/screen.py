@@ -9,7 +9,6 @@ stops the stream there: what was released stays released, nothing after it is.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from .normalise import fold
@@ -17,10 +16,12 @@ from .pii import LOCAL_PART, PiiSpan, find_pii, mask
 from .terms import Hit, StreamScanner, TermMatcher
 from .verdict import Action, Policy, Reason, Verdict, decide
 
-# What may still become personal information once more text arrives.
-_TRAILING_NUMBER = re.compile(r"\+?\d[\d \-]*$")
-_TRAILING_WORD = re.compile(r"[A-Za-z0-9._%+\-@]+$")
-_WORD_CHARACTERS = LOCAL_PART | {"@"}  # what _TRAILING_WORD is made of
+# What may still become personal information once more text arrives: a trailing run of
+# digits (ASCII and full-width, what the detectors read), spaces and dashes, or of the
+# characters of an e-mail address.
+_NUMBER_STRING = "0123456789" + "".join(chr(0xFF10 + d) for d in range(10)) + " -"
+_WORD_CHARACTERS = LOCAL_PART | {"@"}
+_WORD_STRING = "".join(sorted(_WORD_CHARACTERS))
 
 # Characters judged at once in a stream (about eight tokens, a sixth of a second at 50 tokens
 # a second): what a client waits for at most beyond the carry-over, in return for a fraction
@@ -39,7 +40,10 @@ class Screened:
 def screen(matcher: TermMatcher, text: str, policy: Policy) -> Screened:
     """A whole text's verdict, and the text with what the policy masks masked."""
     folded = fold(text)  # once, for the terms and the numbers' pre-filter
-    verdict = decide(matcher.find(text, folded), find_pii(text, folded), policy)
+    hits, spans = matcher.find(text, folded), find_pii(text, folded)
+    if not hits and not spans:  # most texts: the verdict decide would reach, without it
+        return Screened(text, ALLOWED)
+    verdict = decide(hits, spans, policy)
     if verdict.action is Action.MASK and verdict.mask_spans:
         return Screened(mask(text, list(verdict.mask_spans)), verdict)
     return Screened(text, verdict)
@@ -65,9 +69,9 @@ class OutputFilter:
     policy: Policy
     refused: Verdict | None = None
     _scanner: StreamScanner = field(init=False)
-    _pending: str = ""  # received, not yet released
-    _unscanned: int = 0  # how many characters at its end are not yet scanned for terms
-    _released: int = 0  # stream offset of _pending[0]
+    _new: str = ""  # received, not yet judged
+    _held: str = ""  # judged, not yet released (the carry-over, a number that may grow)
+    _released: int = 0  # stream offset of _held[0]
     _last: str = ""  # the last character released, for detectors' left boundaries
     _verdicts: list[Verdict] = field(default_factory=list)
 
@@ -79,28 +83,30 @@ class OutputFilter:
         return combined(self._verdicts)
 
     def feed(self, text: str) -> str:
-        if self.refused is not None or not text:
+        # Called once a token: kept to an append and a comparison (docs/benchmarks.md).
+        self._new += text
+        if len(self._new) < SCAN_EVERY or self.refused is not None:
             return ""
-        self._pending += text
-        self._unscanned += len(text)
-        # Judged a batch at a time: a scan costs the carry-over's length whatever the piece's,
-        # and pieces are a token (about 4 characters) each. Nothing unjudged is released.
-        if self._unscanned < SCAN_EVERY:
-            return ""
-        batch, self._unscanned = self._pending[-self._unscanned :], 0
-        if self._judge(self._scanner.feed(batch)):
-            return ""
-        until = min(self._scanner.settled - self._released, len(self._pending))
-        return self._release(self._released + _unsplit(self._pending, until))
+        return self._judge_new()
 
     def finish(self) -> str:
         if self.refused is not None:
             return ""
-        batch = self._pending[len(self._pending) - self._unscanned :]
-        self._unscanned = 0
+        batch, self._new = self._new, ""
+        self._held += batch
         if self._judge(self._scanner.feed(batch) + self._scanner.finish()):
             return ""
-        return self._release(self._released + len(self._pending))
+        return self._release(len(self._held))
+
+    def _judge_new(self) -> str:
+        """Judges what arrived since the last judgement and releases what is then settled.
+        Nothing unjudged is released."""
+        batch, self._new = self._new, ""
+        self._held += batch
+        if self._judge(self._scanner.feed(batch)):
+            return ""
+        until = min(self._scanner.settled - self._released, len(self._held))
+        return self._release(_unsplit(self._held, until))
 
     def _judge(self, hits: list[Hit]) -> bool:
         """Record the new term hits; True if they refuse the answer."""
@@ -114,12 +120,12 @@ class OutputFilter:
             return True
         return False
 
-    def _release(self, until: int) -> str:
-        n = until - self._released
+    def _release(self, n: int) -> str:
+        """The first ``n`` characters held, masked where the policy masks."""
         if n <= 0:
             return ""
-        segment, self._pending = self._pending[:n], self._pending[n:]
-        self._released = until
+        segment, self._held = self._held[:n], self._held[n:]
+        self._released += n
         # One character of what went before, so that a detector's left boundary sees it.
         context = self._last
         self._last = segment[-1]
@@ -140,17 +146,25 @@ def _unsplit(text: str, until: int) -> int:
         return 0
     cut, last = until, text[until - 1]
     following = text[until] if until < len(text) else ""
-    # The patterns only where they can match: the text before the cut must end as they do.
+    # Only where they can match: the text before the cut must end as they do. Found by
+    # stripping from the end (C speed), not by a pattern, which tries every position.
     if (last.isdigit() or last in " -") and (not following or following in "0123456789 -"):
-        cut = min(cut, _start_of(_TRAILING_NUMBER, text[:until]))
+        cut = min(cut, _trailing_number(text, until))
     if last in _WORD_CHARACTERS and (not following or not following.isspace()):
-        cut = min(cut, _start_of(_TRAILING_WORD, text[:until]))
+        cut = min(cut, len(text[:until].rstrip(_WORD_STRING)))
     return cut
 
 
-def _start_of(pattern: re.Pattern[str], text: str) -> int:
-    found = pattern.search(text)
-    return len(text) if found is None else found.start()
+def _trailing_number(text: str, until: int) -> int:
+    """Where ``text[:until]`` ends in a run of digits, spaces and dashes that starts with a
+    digit, optionally after '+' (what may still grow into a phone or card number); else
+    ``until``."""
+    head = text[:until]
+    run_start = len(head.rstrip(_NUMBER_STRING))
+    first = until - len(head[run_start:].lstrip(" -"))  # the run's first digit
+    if first == until:  # spaces and dashes only
+        return until
+    return first - 1 if first > 0 and text[first - 1] == "+" else first
 
 
 def reasons_json(verdict: Verdict) -> list[dict[str, str]]:

@@ -15,10 +15,9 @@ boundaries (judged on the original neighbours, normalised), so "ass" does not ma
 from __future__ import annotations
 
 import csv
-from bisect import bisect_right
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from itertools import accumulate, islice
 from pathlib import Path
 
 import ahocorasick_rs
@@ -111,21 +110,23 @@ class TermMatcher:
 
     def find(self, text: str, folded: str | None = None) -> list[Hit]:
         """``folded`` is ``fold(text)``, for a caller that has it already."""
-        return self._scan(text, prev="", final=True, folded=folded)[0]
+        if not self.matches(fold(text) if folded is None else folded):
+            return []  # most text: no position map, no word boundaries to judge
+        return self._scan(text, prev="", final=True)[0]
 
-    def _scan(
-        self, text: str, prev: str, final: bool, folded: str | None = None
-    ) -> tuple[list[Hit], bool]:
+    def matches(self, folded: str) -> bool:
+        """Whether any term occurs in a folded text, boundaries not yet judged: at C speed."""
+        return self._automaton is not None and bool(self._automaton.find_matches_as_indexes(folded))
+
+    def _scan(self, text: str, prev: str, final: bool) -> tuple[list[Hit], bool]:
         """Hits in text; the flag says a hit at the very end awaits its right boundary.
 
-        prev is the original character before text (for the left word boundary).
+        prev is the original character before text (for the left word boundary). Callers
+        first ask ``matches``: this maps positions back to the text, which costs more.
         """
         hits: list[Hit] = []
         deferred = False
         if self._automaton is None:
-            return hits, deferred
-        # Most text holds no term: find that out at C speed, and map positions only if not.
-        if not self._automaton.find_matches_as_indexes(fold(text) if folded is None else folded):
             return hits, deferred
         norm = normalise(text)
         found = self._automaton.find_matches_as_indexes(norm.text, overlapping=True)
@@ -149,25 +150,38 @@ class TermMatcher:
 
 
 class StreamScanner:
-    """Scans streamed chunks; catches terms split across chunks and reports each hit once."""
+    """Scans streamed chunks; catches terms split across chunks and reports each hit once.
+
+    Between chunks it keeps a carry-over: the shortest tail of the stream that folds into the
+    longest term's length, where any hit still to come that reaches back into old text
+    starts. Each chunk is folded once, and the carry's folded form kept with it, so a chunk
+    costs one fold of itself and one automaton pass over carry and chunk; only when that pass
+    finds something are positions mapped back and boundaries judged.
+    """
 
     def __init__(self, matcher: TermMatcher) -> None:
         self._matcher = matcher
         self._buf = ""  # carry-over plus the newest chunk, original text
-        # _ends[i]: the folded length of the stream up to _buf[i], so that the carry-over's
-        # start is a bisection, not a walk back through the text a character at a time.
-        self._ends = [0]
-        self._folded = ""  # fold(_buf), kept as chunks arrive: each is folded once
+        self._folded = ""  # fold(_buf)
+        self._lengths = b""  # folded_lengths(_buf): how many characters each folds into
         self._base = 0  # stream offset of _buf[0]
         self._prev = ""  # original character just before _buf
         self._seen: set[tuple[int, int, str]] = set()
+        # Matches the reversed lengths over the carry: max_len characters that fold into
+        # something, with what folds into nothing between them (separators before the
+        # carry's first letter belong to no hit, so it starts on a letter).
+        self._carry = re.compile(rb"(?:\x00*[^\x00]){%d}" % matcher.max_len)
 
     def feed(self, chunk: str) -> list[Hit]:
         self._buf += chunk
         self._folded += fold(chunk)
-        ends = accumulate(folded_lengths(chunk), initial=self._ends[-1])
-        self._ends.extend(islice(ends, 1, None))
-        return self._report(final=False)
+        self._lengths += folded_lengths(chunk)
+        if self._matcher.matches(self._folded):
+            hits = self._report(final=False)
+            self._trim()
+            return hits
+        self._trim()
+        return []
 
     @property
     def settled(self) -> int:
@@ -176,13 +190,13 @@ class StreamScanner:
 
     def finish(self) -> list[Hit]:
         """Call at end of stream: settles hits that waited for a right word boundary."""
-        hits = self._report(final=True)
+        hits = self._report(final=True) if self._matcher.matches(self._folded) else []
         self._buf = self._folded = ""
-        self._ends = [self._ends[-1]]
+        self._lengths = b""
         return hits
 
     def _report(self, final: bool) -> list[Hit]:
-        local, _ = self._matcher._scan(self._buf, self._prev, final, self._folded)
+        local, _ = self._matcher._scan(self._buf, self._prev, final)
         fresh: list[Hit] = []
         for h in local:
             hit = Hit(h.term, h.risk, h.start + self._base, h.end + self._base, h.matched)
@@ -190,22 +204,21 @@ class StreamScanner:
             if key not in self._seen:
                 self._seen.add(key)
                 fresh.append(hit)
-        self._trim()
         return fresh
 
     def _trim(self) -> None:
-        # Keep the shortest tail that folds into max_len characters: any hit still to come
-        # that reaches back into old text starts within it. Deferred hits are shorter, so
-        # stay too.
-        ends, size = self._ends, len(self._buf)
-        cut = max(0, bisect_right(ends, ends[-1] - self._matcher.max_len) - 1)
-        while cut < size and ends[cut + 1] == ends[cut]:
-            cut += 1  # separators before the carry's first letter belong to no hit
+        # Deferred hits (awaiting a right boundary) are no longer than max_len, so stay too.
+        # A character that folds into several counts as one here: the carry may be longer
+        # than it must, never shorter.
+        found = self._carry.match(self._lengths[::-1])
+        if found is None:  # all of it folds into fewer than max_len characters
+            return
+        cut = len(self._buf) - found.end()
         if cut > 0:
             self._prev = self._buf[cut - 1]
             self._buf = self._buf[cut:]
-            self._folded = self._folded[ends[cut] - ends[0] :]
-            del ends[:cut]
+            self._lengths = self._lengths[cut:]
+            self._folded = self._folded[len(self._folded) - sum(self._lengths) :]
             self._base += cut
             if self._seen:  # hits found again can only start inside the carry
                 self._seen = {k for k in self._seen if k[0] >= self._base}
