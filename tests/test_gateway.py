@@ -59,7 +59,7 @@ async def make(db: Database, ledger: Ledger, engine: FakeEngine) -> tuple[Gatewa
     plans = BUILTIN_PLANS | {"free": BUILTIN_PLANS["free"].model_copy(update=unlabelled)}
     admission = Admission(MemoryLimiter(), plans, "free")
     gateway = Gateway(keys, catalogue, Metrics(), admission, Meter(MemoryCounters(), ledger, {}))
-    record = await gateway.authenticate(f"Bearer {key}", Trace("r", "POST", "/"))
+    record = await gateway.auth.authenticate(f"Bearer {key}", Trace("r", "POST", "/"))
     return gateway, record
 
 
@@ -82,10 +82,10 @@ async def test_authentication_errors(db: Database, ledger: Ledger) -> None:
     gateway, _ = await make(db, ledger, FakeEngine(WORDS))
     trace = Trace("r", "POST", "/")
     with pytest.raises(AuthenticationFailed) as missing:
-        await gateway.authenticate(None, trace)
+        await gateway.auth.authenticate(None, trace)
     assert missing.value.code == "missing_api_key" and missing.value.status == 401
     with pytest.raises(AuthenticationFailed) as wrong:
-        await gateway.authenticate("Bearer mg-not-a-real-key-at-all", trace)
+        await gateway.auth.authenticate("Bearer mg-not-a-real-key-at-all", trace)
     assert "mg-not-a-real-key-at-all" not in wrong.value.message  # never echo a secret
 
 

@@ -82,7 +82,7 @@ def key_card(record: KeyRecord) -> dict[str, Any]:
 async def list_keys(request: Request) -> Response:
     """All keys for the operator; its own organisation's for an organisation's admin."""
     gateway = gateway_of(request)
-    caller = await gateway.authenticate_admin(
+    caller = await gateway.auth.authenticate_admin(
         request.headers.get("authorization"), trace_of(request, "/admin/v1/keys"), True
     )
     keys = await gateway.keys.list_all(_scope(caller))
@@ -96,7 +96,7 @@ def _scope(caller: KeyRecord) -> str | None:
 
 async def create_key(request: Request) -> Response:
     gateway = gateway_of(request)
-    caller = await gateway.authenticate_admin(
+    caller = await gateway.auth.authenticate_admin(
         request.headers.get("authorization"), trace_of(request, "/admin/v1/keys"), True
     )
     body: CreateKey = parse(CreateKey, await read_json(request))
@@ -141,7 +141,7 @@ async def create_key(request: Request) -> Response:
 
 async def revoke_key(request: Request) -> Response:
     gateway = gateway_of(request)
-    caller = await gateway.authenticate_admin(
+    caller = await gateway.auth.authenticate_admin(
         request.headers.get("authorization"), trace_of(request, "/admin/v1/keys/{key}"), True
     )
     try:
@@ -159,7 +159,7 @@ def org_card(org: Organisation) -> dict[str, Any]:
 
 async def list_orgs(request: Request) -> Response:
     gateway = gateway_of(request)
-    await gateway.authenticate_admin(
+    await gateway.auth.authenticate_admin(
         request.headers.get("authorization"), trace_of(request, "/admin/v1/orgs")
     )
     data = [org_card(o) for o in await orgs_of(request).list_all()]
@@ -169,7 +169,7 @@ async def list_orgs(request: Request) -> Response:
 async def create_org(request: Request) -> Response:
     """Create an organisation, or move an existing one to another plan."""
     gateway = gateway_of(request)
-    await gateway.authenticate_admin(
+    await gateway.auth.authenticate_admin(
         request.headers.get("authorization"), trace_of(request, "/admin/v1/orgs")
     )
     body: CreateOrg = parse(CreateOrg, await read_json(request))
@@ -186,7 +186,7 @@ async def create_org(request: Request) -> Response:
 
 async def list_plans(request: Request) -> Response:
     gateway = gateway_of(request)
-    await gateway.authenticate_admin(
+    await gateway.auth.authenticate_admin(
         request.headers.get("authorization"), trace_of(request, "/admin/v1/plans")
     )
     data = [
@@ -199,7 +199,7 @@ async def list_plans(request: Request) -> Response:
 async def list_deployments(request: Request) -> Response:
     gateway = gateway_of(request)
     trace = trace_of(request, "/admin/v1/deployments")
-    await gateway.authenticate_admin(request.headers.get("authorization"), trace)
+    await gateway.auth.authenticate_admin(request.headers.get("authorization"), trace)
     data = [
         {
             "model": entry.id,

@@ -22,7 +22,7 @@ async def caller_and_org(
 ) -> tuple[KeyRecord, Organisation]:
     """The admin key calling, and the organisation ``{org}`` it may reach."""
     gateway = gateway_of(request)
-    caller = await gateway.authenticate_admin(
+    caller = await gateway.auth.authenticate_admin(
         request.headers.get("authorization"), trace_of(request, route), not operator_only
     )
     org = await orgs_of(request).get(request.path_params["org"])

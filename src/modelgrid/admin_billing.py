@@ -59,6 +59,8 @@ def entry_card(entry: LedgerEntry) -> dict[str, Any]:
         "list_price": credits(entry.list_price),
         "charged": credits(entry.charge),
         "cost": credits(entry.cost),
+        "route": entry.route,  # the auto model that chose the model, if one did
+        "baseline": credits(entry.baseline),  # the same answer on that auto's large model
         "outcome": entry.outcome,
         "status": entry.status,
         "started_at": entry.started_at.isoformat(),
@@ -100,12 +102,13 @@ async def margin_report(request: Request) -> Response:
     """``?day=YYYY-MM-DD`` (UTC; default today): the margin report (operator only)."""
     gateway = gateway_of(request)
     trace = trace_of(request, "/admin/v1/reports/margin")
-    await gateway.authenticate_admin(request.headers.get("authorization"), trace)
+    await gateway.auth.authenticate_admin(request.headers.get("authorization"), trace)
     day = moment(request, "day") or datetime.now(UTC)
     start = day.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=UTC)
     await gateway.meter.ledger.flush()
-    per_model = await gateway.meter.ledger.by_model(start, start + timedelta(days=1))
-    return JSON(margin(start.date().isoformat(), per_model))
+    ledger, end = gateway.meter.ledger, start + timedelta(days=1)
+    per_model, per_route = await ledger.by_model(start, end), await ledger.by_route(start, end)
+    return JSON(margin(start.date().isoformat(), per_model, per_route))
 
 
 routes = [

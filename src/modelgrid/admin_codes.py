@@ -73,7 +73,7 @@ def org_names(found: list[Organisation]) -> dict[str, str]:
 async def create_codes(request: Request) -> Response:
     gateway = gateway_of(request)
     trace = trace_of(request, "/admin/v1/codes")
-    await gateway.authenticate_admin(request.headers.get("authorization"), trace)
+    await gateway.auth.authenticate_admin(request.headers.get("authorization"), trace)
     body: CreateCodes = parse(CreateCodes, await read_json(request))
     amount = micro(body.amount)
     if amount <= 0:  # positive, yet under a micro-credit
@@ -95,7 +95,7 @@ async def create_codes(request: Request) -> Response:
 async def list_codes(request: Request) -> Response:
     gateway = gateway_of(request)
     trace = trace_of(request, "/admin/v1/codes")
-    await gateway.authenticate_admin(request.headers.get("authorization"), trace)
+    await gateway.auth.authenticate_admin(request.headers.get("authorization"), trace)
     found = await codes_of(request).list_all()
     names = org_names(await orgs_of(request).list_all())
     now = datetime.now(UTC)

@@ -30,7 +30,7 @@ def _settings(request: Request) -> Settings:
 
 async def admin_caller(request: Request, route: str) -> KeyRecord:
     gateway = gateway_of(request)
-    return await gateway.authenticate_admin(
+    return await gateway.auth.authenticate_admin(
         request.headers.get("authorization"), trace_of(request, route), org_admin_too=True
     )
 

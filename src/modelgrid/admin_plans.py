@@ -29,7 +29,9 @@ def _settings(request: Request) -> Settings:
 
 async def _operator(request: Request, route: str) -> None:
     gateway = gateway_of(request)
-    await gateway.authenticate_admin(request.headers.get("authorization"), trace_of(request, route))
+    await gateway.auth.authenticate_admin(
+        request.headers.get("authorization"), trace_of(request, route)
+    )
 
 
 async def _body(request: Request, model: type[PlanSettings] | type[PriceSettings]) -> Any:

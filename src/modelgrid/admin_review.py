@@ -69,7 +69,9 @@ def item_card(item: ReviewItem) -> dict[str, Any]:
 
 async def _operator(request: Request, route: str) -> KeyRecord:
     trace = trace_of(request, route)
-    return await gateway_of(request).authenticate_admin(request.headers.get("authorization"), trace)
+    return await gateway_of(request).auth.authenticate_admin(
+        request.headers.get("authorization"), trace
+    )
 
 
 def _status(request: Request) -> Status | None:

@@ -51,6 +51,7 @@ from .pricing import OffPeak, configured_prices, micro
 from .provenance.lookup import Provenance
 from .review.reviewer import Reviewer
 from .settings import Settings, load_settings
+from .shadow import Shadow
 from .storage.codes import CodeStore
 from .storage.contents import ContentStore
 from .storage.database import Database
@@ -61,6 +62,7 @@ from .storage.members import MemberStore
 from .storage.orgs import OrgStore
 from .storage.overrides import OverrideStore
 from .storage.review_queue import ReviewQueue
+from .storage.shadow import ShadowStore
 from .watermark import Watermark, operator_key
 
 log = logging.getLogger("modelgrid.server")
@@ -145,6 +147,7 @@ def create_app(settings: Settings) -> Starlette:
         Labels(settings.provider_code),
         compliance,
         knowledge,
+        Shadow(catalogue, meter, ShadowStore(db)),
     )
     overrides = Overrides(OverrideStore(db), admission, meter, settings, catalogue=catalogue)
     access_log = AccessLog(fmt=settings.log_format, enabled=settings.log_level in ("debug", "info"))
@@ -189,6 +192,7 @@ def create_app(settings: Settings) -> Starlette:
             yield
         finally:
             access_log.close()
+            await gateway.shadow.close()  # runs in flight meter and store before the rest
             await catalogue.close()
             await housekeeping.close()
             await overrides.close()

@@ -37,6 +37,9 @@ class Call:
     aigc: dict[str, str] | None = None  # the implicit label: GB 45438 Appendix E's metadata
     served: list[str] = field(default_factory=list)  # each choice's text as the client got it
     citations: list[dict[str, Any]] = field(default_factory=list)  # a layer's sources, numbered
+    answered: Piece | None = None  # a cascade's kept answer: generated already, and metered
+    draft: str | None = None  # a cascade's escalated draft (for shadow evaluation)
+    reference: str | None = None  # the caller's reference answer (metadata.reference)
 
     def counts_prompt(self, index: int) -> bool:
         return index % self.per_prompt == 0
@@ -74,7 +77,12 @@ async def resumed(first: Piece, rest: AsyncGenerator[Piece, None]) -> AsyncGener
 
 
 def usage_of(trace: Trace) -> Usage:
-    return Usage(trace.tokens_in, trace.tokens_out, trace.tokens_cached)
+    """The response's usage: every stage's tokens (a cascade's escalated draft too: the
+    caller pays for them)."""
+    tokens_in, cached, tokens_out = trace.earlier
+    return Usage(
+        trace.tokens_in + tokens_in, trace.tokens_out + tokens_out, trace.tokens_cached + cached
+    )
 
 
 def sse(payload: dict[str, Any]) -> bytes:

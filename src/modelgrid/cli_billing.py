@@ -115,10 +115,12 @@ def report_margin(config: str | None, day: str | None, as_json: bool) -> None:
         db = Database(settings.resolved_database_url)
         try:
             await db.migrate()
-            per_model = await Ledger(db, settings.data_dir / "journal").by_model(
-                start, start + timedelta(days=1)
+            ledger, end = Ledger(db, settings.data_dir / "journal"), start + timedelta(days=1)
+            per_model, per_route = (
+                await ledger.by_model(start, end),
+                await ledger.by_route(start, end),
             )
-            return margin(start.date().isoformat(), per_model)
+            return margin(start.date().isoformat(), per_model, per_route)
         finally:
             await db.close()
 

@@ -3,15 +3,20 @@ measures routers."""
 
 from __future__ import annotations
 
+import asyncio
+import csv
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 import click
 
+from .cli_options import _settings, config_option
 from .routing.policies import POLICIES, scores_of
 from .routing.replay import Replay, Table, TableError, read_table, replay
 from .routing.router import Router, RouterError, digest, train
+from .storage.database import Database
+from .storage.shadow import Outcome, ShadowStore
 
 
 @click.group()
@@ -228,3 +233,44 @@ def _router(path: Path) -> Router:
         return Router.load(path)
     except RouterError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@routing.command("shadow")
+@config_option
+@click.option("--auto", "name", required=True, help="The auto model whose pairs to write.")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the CSV (RouteLLM's columns: `routing train --data` reads it).",
+)
+def routing_shadow(config: str | None, name: str, out: Path) -> None:
+    """Shadow evaluation's judged pairs of an auto model as a table to train a router on:
+    a ``prompt`` column, one True/False column per model and ``<model>_response`` columns.
+    A pair counts once both answers have a verdict: from the caller's reference answer, the
+    judge model, or (for the answer the caller got) the caller's feedback."""
+    settings = _settings(config)
+    auto = settings.auto.get(name)
+    if auto is None:
+        raise click.ClickException(f"no auto model {name!r} in the configuration")
+
+    async def run() -> tuple[list[Outcome], int]:
+        db = Database(settings.resolved_database_url)
+        try:
+            await db.migrate()
+            store = ShadowStore(db)
+            return await store.outcomes(name, auto.small, auto.large), len(await store.pairs(name))
+        finally:
+            await db.close()
+
+    outcomes, pairs = asyncio.run(run())
+    small, large = auto.small, auto.large
+    with out.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["prompt", small, large, f"{small}_response", f"{large}_response"])
+        for o in outcomes:
+            writer.writerow(
+                [o.prompt, o.small_correct, o.large_correct, o.small_answer, o.large_answer]
+            )
+    click.echo(f"wrote {len(outcomes)} judged pairs of {pairs} to {out}", err=True)

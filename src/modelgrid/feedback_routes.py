@@ -47,7 +47,9 @@ def _stores(request: Request) -> tuple[FeedbackStore, ContentStore]:
 
 async def give(request: Request) -> Response:
     trace = trace_of(request, "/v1/feedback")
-    caller = await gateway_of(request).authenticate(request.headers.get("authorization"), trace)
+    caller = await gateway_of(request).auth.authenticate(
+        request.headers.get("authorization"), trace
+    )
     body: FeedbackBody = parse(FeedbackBody, await read_json(request))
     store, contents = _stores(request)
     found = await contents.get(body.id)
@@ -60,7 +62,7 @@ async def give(request: Request) -> Response:
 
 async def recent(request: Request) -> Response:
     trace = trace_of(request, "/admin/v1/feedback")
-    caller = await gateway_of(request).authenticate_admin(
+    caller = await gateway_of(request).auth.authenticate_admin(
         request.headers.get("authorization"), trace, org_admin_too=True
     )
     try:

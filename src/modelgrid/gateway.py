@@ -23,11 +23,12 @@ from typing import Any
 import orjson
 
 from .admission import Admission
+from .authentication import Authenticator
 from .call import Call, meter, usage_of
+from .cascade import Cascade
 from .catalogue import Catalogue, Entry, model_not_found
 from .compliance import Compliance, Screening
-from .errors import AuthenticationFailed, InsufficientQuota, PermissionDenied
-from .keys import parse_bearer
+from .errors import InsufficientQuota, InvalidRequest
 from .knowledge.retrieval import Knowledge, Source, with_sources
 from .knowledge.store import EVERYONE
 from .labels import Labels
@@ -41,6 +42,7 @@ from .review.reviewer import Reviewer
 from .review.verdict import Action
 from .sampling import chat_requests, text_requests
 from .schemas import ChatCompletionRequest, CompletionRequest, EmbeddingsBody
+from .shadow import Shadow
 from .storage.keys import KeyRecord, KeyStore
 from .streaming import stream
 from .trace import Trace
@@ -62,8 +64,11 @@ class Gateway:
         labels: Labels | None = None,
         compliance: Compliance | None = None,
         knowledge: Knowledge | None = None,
+        shadow: Shadow | None = None,
     ) -> None:
+        self.cascade = Cascade(catalogue, metrics)
         self.keys = keys
+        self.auth = Authenticator(keys)
         self.catalogue = catalogue
         self.metrics = metrics
         self.admission = admission
@@ -71,36 +76,13 @@ class Gateway:
         self.labels = labels or Labels()
         self.compliance = compliance or Compliance(Reviewer(ReviewSettings(enabled=False)))
         self.knowledge = knowledge
-
-    async def authenticate(self, authorization: str | None, trace: Trace) -> KeyRecord:
-        key = parse_bearer(authorization)
-        if key is None:
-            raise AuthenticationFailed(
-                "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
-                code="missing_api_key",
-            )
-        record = await self.keys.verify(key)
-        if record is None:
-            raise AuthenticationFailed(f"Incorrect API key provided: {_masked(key)}.")
-        trace.key_prefix = record.prefix
-        return record
-
-    async def authenticate_admin(
-        self, authorization: str | None, trace: Trace, org_admin_too: bool = False
-    ) -> KeyRecord:
-        """The operator's admin key; with ``org_admin_too``, an organisation's admin key as
-        well (the handler then keeps it to its own organisation)."""
-        record = await self.authenticate(authorization, trace)
-        if record.role == "admin" or (
-            org_admin_too and record.role == "org_admin" and record.org_id is not None
-        ):
-            return record
-        raise PermissionDenied("This endpoint needs an admin key.")
+        self.shadow = shadow or Shadow(catalogue, meter, None)
 
     async def chat(self, caller: KeyRecord, body: ChatCompletionRequest, trace: Trace) -> Result:
         entry = self._resolve(body.model, trace, body.user, body.stream)
-        if entry.auto is not None:
-            entry = self._routed(caller, entry, _asked(body), trace)
+        cascade = entry.auto if entry.auto is not None and entry.auto.cascades else None
+        if entry.auto is not None and cascade is None:
+            entry = self._routed(caller, entry, body.asked(), trace)
         await self.admission.admit(caller, entry, trace)
         screening = self._screening(caller, entry)
         if screening.policies.input is not None:
@@ -115,10 +97,26 @@ class Gateway:
                     for m, t in zip(body.messages, reviewed, strict=True)
                 ]
                 body = body.model_copy(update={"messages": masked})
-        sources = await self._retrieve(caller, entry, _asked(body)) if entry.layer else []
-        entry, prepared = await self._degrading(
-            caller, entry, trace, self._chat_prepared(body, sources)
-        )
+        sources = await self._retrieve(caller, entry, body.asked()) if entry.layer else []
+        answered: Piece | None = None
+        draft: str | None = None
+        conversation: list[dict[str, str]] | None = None
+        if cascade is not None:  # the small model answers first, and may be kept
+            done = await self.cascade.run(
+                caller,
+                cascade,
+                body,
+                lambda b: self._chat_prepared(b, sources),
+                self.admission.tenant_of(caller),
+                self._plan_name(caller),
+                trace,
+            )
+            entry, prepared, answered = done.entry, done.prepared, done.piece
+            draft, conversation = done.draft, done.conversation
+        else:
+            entry, prepared = await self._degrading(
+                caller, entry, trace, self._chat_prepared(body, sources)
+            )
         content_id = f"chatcmpl-{trace.uid}"
         json_output = body.response_format is not None and body.response_format.type != "text"
         call = Call(
@@ -131,11 +129,14 @@ class Gateway:
             trace,
             bool(body.stream_options and body.stream_options.include_usage),
             screening,
-            prepared[0].request.messages or [],
+            conversation or prepared[0].request.messages or [],
             per_prompt=len(prepared),  # one prompt, however many choices
             label=self.labels.explicit(self.admission.plan_of(caller), json_output),
             aigc=self._implicit_label(content_id, trace),
             citations=[s.citation() for s in sources],
+            answered=answered,
+            draft=draft,
+            reference=(body.metadata or {}).get("reference"),
         )
         return await self._respond(call)
 
@@ -172,6 +173,11 @@ class Gateway:
     async def complete(self, caller: KeyRecord, body: CompletionRequest, trace: Trace) -> Result:
         entry = self._resolve(body.model, trace, body.user, body.stream)
         if entry.auto is not None:
+            if entry.auto.cascades:
+                raise InvalidRequest(
+                    f"'{entry.id}' answers with a cascade, served on /v1/chat/completions only.",
+                    param="model",
+                )
             prompt = body.prompt if isinstance(body.prompt, str) else ""
             entry = self._routed(caller, entry, prompt, trace)
         await self.admission.admit(caller, entry, trace)
@@ -288,6 +294,11 @@ class Gateway:
     async def _reserve(self, caller: KeyRecord, entry: Entry, most_out: int, trace: Trace) -> None:
         lineage = () if entry.layer is None else (entry.layer.root, *entry.layer.chain)
         who = self.admission.payer(caller, entry.id, self.meter.price_of(entry.id), lineage)
+        if trace.auto:  # what the answer would have cost on the auto's large model
+            large = self.meter.price_of(trace.auto_large)
+            who = replace(
+                who, route=trace.auto, baseline=large, baseline_prompt=trace.earlier[0] or None
+            )
         await self.meter.reserve(who, trace.tokens_in, most_out, trace)
 
     def _routed(self, caller: KeyRecord, entry: Entry, prompt: str, trace: Trace) -> Entry:
@@ -296,14 +307,23 @@ class Gateway:
         assert entry.auto is not None
         if not self.admission.visible(caller, entry):
             raise model_not_found(entry.id)
-        route = entry.auto.route(prompt)
+        route = entry.auto.route(prompt, self._plan_name(caller))
         trace.headers.append((b"x-modelgrid-route", route.header(entry.id)))
         trace.model = route.model
         return self.catalogue.resolve(route.model)
 
     def _resolve(self, model: str, trace: Trace, user: str | None, stream: bool) -> Entry:
         trace.model, trace.user, trace.stream = model, user, stream
-        return self.catalogue.resolve(model)
+        entry = self.catalogue.resolve(model)
+        if entry.auto is not None:
+            trace.auto, trace.auto_large = entry.id, entry.auto.large
+        return entry
+
+    def _plan_name(self, caller: KeyRecord) -> str | None:
+        """The caller's plan's name; None for the operator's own keys."""
+        if self.admission.plan_of(caller) is None:
+            return None
+        return caller.plan or self.admission.default_plan
 
     async def _respond(self, call: Call) -> Result:
         if call.trace.stream:
@@ -340,6 +360,9 @@ class Gateway:
             call.trace.outcome = "content_filter"
             yield call.refusal()
             return
+        if call.answered is not None:  # a cascade's kept answer, metered as it was made
+            yield call.answered
+            return
         prepared = call.choices[index][1]
         counted = 0
         async with aclosing(call.entry.engine.generate(prepared, call.tenant)) as pieces:
@@ -353,8 +376,11 @@ class Gateway:
             call.trace.outcome = "content_filter"
             refusal = call.refusal()
             return Choice(index, prefix + refusal.text, "content_filter", [])
-        piece = await call.entry.engine.complete(prepared, call.tenant)
-        meter(call, index, piece, 0)
+        if call.answered is not None:  # a cascade's kept answer, metered as it was made
+            piece = call.answered
+        else:
+            piece = await call.entry.engine.complete(prepared, call.tenant)
+            meter(call, index, piece, 0)
         text, finish = piece.text, piece.finish_reason
         if call.screening.policies.output is not None:
             screened = await self.compliance.review_answer(call.screening, text, call.prompt)
@@ -379,14 +405,8 @@ class Gateway:
             "" if call.label is None else call.label.text,
             self._plan(call.caller).keep_text,
         )
-
-
-def _asked(body: ChatCompletionRequest) -> str:
-    """What the user said last: what ``auto`` routes on and a layer's retrieval looks for."""
-    for message in reversed(body.messages):
-        if message.role == "user":
-            return message.text()
-    return ""
+        if call.trace.auto:
+            self.shadow.consider(call, self._plan(call.caller).keep_text)
 
 
 def _estimate(entry: Entry, inputs: str | list[str] | list[int] | list[list[int]]) -> int:
@@ -398,7 +418,3 @@ def _estimate(entry: Entry, inputs: str | list[str] | list[int] | list[list[int]
         entry.engine.count_tokens(x) if isinstance(x, str) else len(x) if isinstance(x, list) else 1
         for x in inputs
     )
-
-
-def _masked(key: str) -> str:
-    return key[:6] + "*" * 4 + key[-4:] if len(key) > 12 else "*" * len(key)

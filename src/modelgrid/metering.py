@@ -45,6 +45,11 @@ class Charge:
     price: Price
     # For a layer, the models it is built on: a plan's quotas that cover one cover it too.
     lineage: tuple[str, ...] = ()
+    # When an ``auto`` model chose the model: its name, and its large model's price, what
+    # the answer's tokens are worth there (the ledger's baseline, for the saving).
+    route: str = ""
+    baseline: Price | None = None
+    baseline_prompt: int | None = None  # the prompt as the large model would have read it
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +110,8 @@ class Meter:
                 token = await self._take(who.account, found, amounts, now)
         reservation = _Reservation(who, found, tokens, amount, off_peak, now, token)
 
-        async def settle() -> None:
-            await self._settle(reservation, trace)
+        async def settle(stage: str = "") -> None:
+            await self._settle(reservation, trace, stage)
 
         trace.settlement = settle
 
@@ -163,7 +168,9 @@ class Meter:
         await self.ledger.flush()
         return await self.ledger.granted(account) - await self.ledger.spent(account)
 
-    async def _settle(self, r: _Reservation, trace: Trace) -> None:
+    async def _settle(self, r: _Reservation, trace: Trace, stage: str) -> None:
+        """``stage``: a step of the request that did not answer it (a cascade's draft, say),
+        entered as ``<request id>#<stage>`` with no baseline."""
         who = r.charge
         produced = trace.tokens_out > 0 or trace.first_token_at is not None
         tokens_in = trace.tokens_in if produced else 0
@@ -187,9 +194,15 @@ class Meter:
                 await self.counters.adjust([b.key for b in r.buckets], deltas, r.token)
             except Exception:
                 log.exception("settlement: counters not adjusted", extra={"account": who.account})
+        baseline = 0
+        if who.baseline is not None and not stage:
+            prompt = (
+                tokens_in if who.baseline_prompt is None or not produced else who.baseline_prompt
+            )
+            baseline = list_price(who.baseline, prompt, min(tokens_cached, prompt), tokens_out)
         self.ledger.append(
             LedgerEntry(
-                request_id=trace.request_id,
+                request_id=trace.request_id + (f"#{stage}" if stage else ""),
                 account=who.account,
                 org_id=who.org_id,
                 key_id=who.key_id,
@@ -206,6 +219,8 @@ class Meter:
                 status=trace.status,
                 started_at=r.started_at,
                 created_at=self._clock(),
+                route=who.route,
+                baseline=baseline,
             )
         )
 

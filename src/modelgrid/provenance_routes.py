@@ -32,7 +32,7 @@ async def public_key(request: Request) -> Response:
 
 async def receipt(request: Request) -> Response:
     trace = trace_of(request, "/v1/provenance/{content_id}")
-    await gateway_of(request).authenticate(request.headers.get("authorization"), trace)
+    await gateway_of(request).auth.authenticate(request.headers.get("authorization"), trace)
     content_id = request.path_params["content_id"]
     audit = _audit(request)
     if audit.pending:  # a response of the last second is in the journal, not yet in the tree
@@ -46,7 +46,7 @@ async def receipt(request: Request) -> Response:
 async def detect(request: Request) -> Response:
     trace = trace_of(request, "/v1/provenance/detect")
     gateway = gateway_of(request)
-    await gateway.authenticate(request.headers.get("authorization"), trace)
+    await gateway.auth.authenticate(request.headers.get("authorization"), trace)
     body = await read_json(request)
     text, model = _text(body), body.get("model") if isinstance(body, dict) else None
     if model is not None and not isinstance(model, str):
@@ -61,7 +61,9 @@ async def lookup(request: Request) -> Response:
     """Stored responses similar to a text, for every model (closed ones too): the operator's
     admin keys search all, anyone else their own organisation's."""
     trace = trace_of(request, "/v1/provenance/lookup")
-    caller = await gateway_of(request).authenticate(request.headers.get("authorization"), trace)
+    caller = await gateway_of(request).auth.authenticate(
+        request.headers.get("authorization"), trace
+    )
     body = await read_json(request)
     text = _text(body)
     limit, threshold = body.get("limit", 5), body.get("threshold", THRESHOLD)

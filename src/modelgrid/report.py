@@ -29,14 +29,31 @@ def _line(t: Totals) -> dict[str, Any]:
     }
 
 
-def margin(day: str, per_model: dict[str, Totals]) -> dict[str, Any]:
-    """The day's report: the totals, then each model's."""
+def _saving(t: Totals) -> dict[str, Any]:
+    """An auto model's requests at list prices, against the same requests on its large model
+    alone (each answer's prompt and output tokens at the large model's prices)."""
+    return {
+        "entries": t.requests,
+        "list_price": credits(t.list_price),
+        "always_large": credits(t.baseline),
+        "saving": credits(t.baseline - t.list_price),
+        "saving_share": None if t.baseline == 0 else (t.baseline - t.list_price) / t.baseline,
+        "cost": credits(t.cost),
+    }
+
+
+def margin(
+    day: str, per_model: dict[str, Totals], per_route: dict[str, Totals] | None = None
+) -> dict[str, Any]:
+    """The day's report: the totals, then each model's, then each auto model's saving (a
+    route ``<auto>:shadow`` is its shadow evaluation: the operator's cost, nobody's charge)."""
     fields = Totals.__dataclass_fields__
     total = Totals(**{f: sum(getattr(t, f) for t in per_model.values()) for f in fields})
     return {
         "day": day,
         **_line(total),
         "models": {model: _line(t) for model, t in per_model.items()},
+        "routes": {route: _saving(t) for route, t in (per_route or {}).items() if route},
     }
 
 
@@ -59,5 +76,12 @@ def render(report: dict[str, Any]) -> str:
             f"  cost           {r['cost']:>14.6f}",
             f"  margin         {pct(r['theoretical_margin']):>14}  theoretical;"
             f" {pct(r['actual_margin'])} actual",
+        ]
+    for name, r in report.get("routes", {}).items():
+        lines += [
+            f"\n{name}: {r['entries']} ledger entries routed",
+            f"  at list prices {r['list_price']:>14.6f}",
+            f"  always large   {r['always_large']:>14.6f}",
+            f"  saving         {r['saving']:>14.6f}  ({pct(r['saving_share'])})",
         ]
     return "\n".join(lines)

@@ -124,7 +124,7 @@ class _Watch:
 async def _generate(request: Request, route: str, schema: type[Any]) -> Response:
     trace = trace_of(request, route)
     gateway = gateway_of(request)
-    caller = await gateway.authenticate(request.headers.get("authorization"), trace)
+    caller = await gateway.auth.authenticate(request.headers.get("authorization"), trace)
     body = parse(schema, await read_json(request))
     method = gateway.chat if schema is ChatCompletionRequest else gateway.complete
     result = await until_disconnect(request, method(caller, body, trace))
@@ -146,7 +146,7 @@ async def completions(request: Request) -> Response:
 async def embeddings(request: Request) -> Response:
     trace = trace_of(request, "/v1/embeddings")
     gateway = gateway_of(request)
-    caller = await gateway.authenticate(request.headers.get("authorization"), trace)
+    caller = await gateway.auth.authenticate(request.headers.get("authorization"), trace)
     body = parse(EmbeddingsBody, await read_json(request))
     result = await until_disconnect(request, gateway.embed(caller, body, trace))
     return Response(status_code=499) if result is None else JSON(result)
@@ -155,7 +155,7 @@ async def embeddings(request: Request) -> Response:
 async def list_models(request: Request) -> Response:
     trace = trace_of(request, "/v1/models")
     gateway = gateway_of(request)
-    caller = await gateway.authenticate(request.headers.get("authorization"), trace)
+    caller = await gateway.auth.authenticate(request.headers.get("authorization"), trace)
     cards = [
         entry.card()
         for entry in gateway.catalogue.listed()
@@ -167,7 +167,7 @@ async def list_models(request: Request) -> Response:
 async def get_model(request: Request) -> Response:
     trace = trace_of(request, "/v1/models/{model}")
     gateway = gateway_of(request)
-    caller = await gateway.authenticate(request.headers.get("authorization"), trace)
+    caller = await gateway.auth.authenticate(request.headers.get("authorization"), trace)
     entry = gateway.catalogue.resolve(request.path_params["model"])
     if not gateway.admission.visible(caller, entry):
         raise model_not_found(entry.id)

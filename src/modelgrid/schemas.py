@@ -78,9 +78,21 @@ class ChatCompletionRequest(_Generation):
     max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
     logprobs: bool = False
     top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
+    # OpenAI's up to 16 pairs of strings; ``reference``, if given, is the answer an ``auto``
+    # model's shadow evaluation judges both models' answers by.
+    metadata: (
+        Annotated[dict[str, Annotated[str, Field(max_length=512)]], Field(max_length=16)] | None
+    ) = None
     response_format: ResponseFormatBody | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
+
+    def asked(self) -> str:
+        """What the user said last: what ``auto`` routes on and a layer's retrieval seeks."""
+        for message in reversed(self.messages):
+            if message.role == "user":
+                return message.text()
+        return ""
 
 
 class CompletionRequest(_Generation):

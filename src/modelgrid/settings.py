@@ -266,9 +266,19 @@ class Settings(BaseModel):
         for name, auto in self.auto.items():
             if name in self.models or name in self.layers:
                 raise ValueError(f"auto.{name}: a model or layer has that name already")
-            for role, model in (("small", auto.small), ("large", auto.large)):
+            roles = [("small", auto.small), ("large", auto.large)]
+            for role, model in roles + ([("judge", auto.judge)] if auto.judge else []):
                 if model not in self.models and model not in self.layers:
                     raise ValueError(f"auto.{name}.{role}: no model or layer {model!r}")
+            small = self.models.get(auto.small)
+            if auto.signal == "agreement" and small is not None and auto.samples > small.max_n:
+                raise ValueError(
+                    f"auto.{name}.samples: {auto.samples} is more than the choices "
+                    f"models.{auto.small}.max_n allows ({small.max_n})"
+                )
+            unknown = [p for p in auto.plans if p not in self.all_plans]
+            if unknown:
+                raise ValueError(f"auto.{name}.plans: no plan {unknown[0]!r}")
             try:
                 Auto.load(name, auto)
             except RouterError as exc:

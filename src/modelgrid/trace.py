@@ -37,12 +37,18 @@ class Trace:
     # Settles the request's reservation and writes its ledger entry: run once, before the
     # response's last bytes leave (so no response a client received lacks its entry), or
     # when the request ends otherwise.
-    settlement: Callable[[], Awaitable[None]] | None = None
+    # With a stage's name, a step that did not answer (a cascade's draft) is settled alone.
+    settlement: Callable[[str], Awaitable[None]] | None = None
+    # An ``auto`` model's name, when one chose the model, and its large model.
+    auto: str = ""
+    auto_large: str = ""
+    # Tokens of a cascade's earlier stages, settled already: in the response's usage too.
+    earlier: tuple[int, int, int] = (0, 0, 0)
 
-    async def settle(self) -> None:
+    async def settle(self, stage: str = "") -> None:
         settlement, self.settlement = self.settlement, None
         if settlement is not None:
-            await settlement()
+            await settlement(stage)
 
     def mark_first_token(self) -> None:
         if self.first_token_at is None:

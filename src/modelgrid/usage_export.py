@@ -39,10 +39,12 @@ COLUMNS: dict[Granularity, tuple[str, ...]] = {
         "status",
         "started_at",
         "created_at",
+        "route",
+        "baseline",
     ),
     "hour": ("hour", "model", "plan", "requests", *_SUMS),
 }
-MONEY = frozenset({"list_price", "charged", "cost"})  # micro-credits in the rows
+MONEY = frozenset({"list_price", "charged", "cost", "baseline"})  # micro-credits in the rows
 
 
 def _entry_row(e: LedgerEntry) -> dict[str, Any]:
@@ -62,6 +64,8 @@ def _entry_row(e: LedgerEntry) -> dict[str, Any]:
         "status": e.status,
         "started_at": e.started_at.isoformat(),
         "created_at": e.created_at.isoformat(),
+        "route": e.route,
+        "baseline": e.baseline,
     }
 
 

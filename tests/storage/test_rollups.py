@@ -17,7 +17,7 @@ from modelgrid.storage.rollups import prune, roll_up, rolled_until
 from modelgrid.storage.tables import ledger, ledger_hourly, metadata, rollup_state
 from modelgrid.storage.usage import usage_sums
 
-from .ledger_data import ACCOUNTS, H0, commit, expected, hourly, raw_ids, spread
+from .ledger_data import ACCOUNTS, H0, commit, expected, hourly, raw_ids, spread, total
 from .test_ledger import _alembic, _schema, entry
 
 pytestmark = pytest.mark.anyio
@@ -265,3 +265,35 @@ async def test_the_migration_matches_the_tables_and_downgrades(db: Database) -> 
         await conn.run_sync(_alembic, "upgrade", "head")
         assert await conn.run_sync(_schema) == schema
     assert set(metadata.tables) <= set(schema)
+
+
+async def test_routes_roll_up_apart_and_merge_back_on_downgrade(
+    db: Database, tmp_path: Path
+) -> None:
+    """An auto model's entries keep their route and baseline through roll-up and pruning;
+    the migration's downgrade folds the routes of one hour's row back together."""
+    at = H0 + timedelta(minutes=5)
+    entries = [
+        entry("plain", at=at),
+        entry("routed", at=at, route="auto", baseline=50_000),
+        entry("routed#draft", at=at, route="auto"),
+        entry("later", at=END + timedelta(minutes=1), route="auto", baseline=7),
+    ]
+    await commit(db, tmp_path, entries)
+    book = Ledger(db, tmp_path / "journal")
+    before = await book.by_route(H0, FAR)
+    assert before[""] == total(entries[:1])
+    assert before["auto"].requests == 3 and before["auto"].baseline == 50_007
+    assert before["auto"].list_price == 3 * 9_000
+
+    await roll_up(db, END)
+    await prune(db, FAR, 1, {})
+    assert await raw_ids(db) == {"later"}
+    assert await book.by_route(H0, FAR) == before
+    async with db.engine.begin() as conn:
+        rows = (await conn.execute(sa.select(ledger_hourly.c.route))).scalars().all()
+        assert sorted(rows) == ["", "auto"]
+        await conn.run_sync(_alembic, "downgrade", "0012")
+        merged = await conn.execute(sa.text("SELECT requests, list_price FROM ledger_hourly"))
+        assert merged.all() == [(3, 3 * 9_000)]
+        await conn.run_sync(_alembic, "upgrade", "head")

@@ -52,6 +52,11 @@ class LedgerEntry:
     status: int
     started_at: datetime
     created_at: datetime
+    # An ``auto`` model's name when one chose the model (route, cascade, draft or shadow),
+    # and what the request would have listed at on that auto's large model: the margin
+    # report's saving against always calling it.
+    route: str = ""
+    baseline: int = 0
 
     def to_json(self) -> bytes:
         # orjson writes datetimes as RFC 3339 with microseconds and offset: fromisoformat's input.
@@ -110,6 +115,11 @@ class Ledger(Journaled[LedgerEntry]):
     async def by_model(self, since: datetime, until: datetime) -> dict[str, Totals]:
         """Every account's entries in [since, until), summed per model."""
         found = await usage_sums(self._db, None, since, until, by=("model",))
+        return {key[0]: totals for key, totals in found.items()}
+
+    async def by_route(self, since: datetime, until: datetime) -> dict[str, Totals]:
+        """Every account's entries in [since, until), summed per route ("": no auto)."""
+        found = await usage_sums(self._db, None, since, until, by=("route",))
         return {key[0]: totals for key, totals in found.items()}
 
     async def totals(self, account: str, since: datetime) -> Totals:

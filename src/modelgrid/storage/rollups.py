@@ -3,7 +3,7 @@
 A roll-up counts every raw entry not yet counted whose hour has ended (``created_at`` before
 ``until``'s hour) into ``ledger_hourly``, in one transaction: it takes the next roll-up number,
 marks those entries with it (``rollup_id``), and adds the marked entries' sums, per hour,
-account, model and plan, to the rows there (an upsert that adds). An entry is thus counted
+account, model, plan and route, to the rows there (an upsert that adds). An entry is thus counted
 once, by the one roll-up that marked it:
 
 - Twice in a row, the second roll-up finds nothing unmarked. Replicas running it at once queue
@@ -77,20 +77,22 @@ async def roll_up(db: Database, until: datetime) -> int:
                     sa.func.max(r.org_id),
                     r.model,
                     r.plan,
+                    r.route,
                     sa.func.count(),
                     *(sa.func.sum(r[name]) for name in SUMMED),
                 )
                 .where(r.rollup_id == number)
-                .group_by(hour, r.account, r.model, r.plan)
+                .group_by(hour, r.account, r.model, r.plan, r.route)
             )
             dialect: Any = sqlite if db.is_sqlite else postgresql
             insert = dialect.insert(ledger_hourly).from_select(
-                ["hour", "account", "org_id", "model", "plan", "requests", *SUMMED], counted
+                ["hour", "account", "org_id", "model", "plan", "route", "requests", *SUMMED],
+                counted,
             )
             added = ("requests", *SUMMED)
             await conn.execute(
                 insert.on_conflict_do_update(
-                    index_elements=["hour", "account", "model", "plan"],
+                    index_elements=["hour", "account", "model", "plan", "route"],
                     set_={name: h[name] + insert.excluded[name] for name in added},
                 )
             )

@@ -57,6 +57,8 @@ ledger = sa.Table(
     sa.Column("status", sa.Integer(), nullable=False),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("route", sa.String(200), nullable=False, server_default=""),
+    sa.Column("baseline", sa.BigInteger(), nullable=False, server_default="0"),
     # The roll-up that counted the entry into ledger_hourly; NULL: none yet (storage/rollups.py).
     sa.Column("rollup_id", sa.BigInteger(), nullable=True),
     sa.UniqueConstraint("request_id", name="uq_ledger_request_id"),
@@ -122,7 +124,9 @@ ledger_hourly = sa.Table(
     sa.Column("list_price", sa.BigInteger(), nullable=False),
     sa.Column("charge", sa.BigInteger(), nullable=False),
     sa.Column("cost", sa.BigInteger(), nullable=False),
-    sa.UniqueConstraint("hour", "account", "model", "plan", name="uq_ledger_hourly_key"),
+    sa.Column("route", sa.String(200), nullable=False, server_default=""),
+    sa.Column("baseline", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.UniqueConstraint("hour", "account", "model", "plan", "route", name="uq_ledger_hourly_key"),
     sa.Index("ix_ledger_hourly_account_hour", "account", "hour"),
 )
 
@@ -318,4 +322,26 @@ feedback = sa.Table(
     sa.Column("comment", sa.Text(), nullable=False, server_default=""),
     sa.Index("ix_feedback_content_id", "content_id"),
     sa.Index("ix_feedback_created_at", "created_at"),
+)
+
+# Shadow evaluation: an ``auto`` request's answers from both its models (one served, one run
+# off the caller's path, or a cascade's escalated draft), and what each was judged.
+shadow_pairs = sa.Table(
+    "shadow_pairs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("content_id", sa.String(160), nullable=False),
+    sa.Column("auto", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("org_id", sa.String(32), nullable=True),
+    sa.Column("served", sa.String(200), nullable=False),  # the model the caller got
+    sa.Column("prompt", sa.Text(), nullable=False),
+    sa.Column("small_answer", sa.Text(), nullable=False),
+    sa.Column("large_answer", sa.Text(), nullable=False),
+    sa.Column("reference", sa.Text(), nullable=True),
+    sa.Column("small_correct", sa.Boolean(), nullable=True),  # NULL: not judged
+    sa.Column("large_correct", sa.Boolean(), nullable=True),
+    sa.Column("judged_by", sa.String(16), nullable=False, server_default=""),
+    sa.Index("ix_shadow_pairs_auto_created_at", "auto", "created_at"),
+    sa.Index("ix_shadow_pairs_content_id", "content_id"),
 )

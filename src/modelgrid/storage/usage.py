@@ -23,8 +23,8 @@ import sqlalchemy as sa
 from .database import Database
 from .tables import credit_grants, ledger, ledger_hourly
 
-SUMMED = ("tokens_in", "tokens_cached", "tokens_out", "list_price", "charge", "cost")
-Key = Literal["hour", "account", "model", "plan"]
+SUMMED = ("tokens_in", "tokens_cached", "tokens_out", "list_price", "charge", "cost", "baseline")
+Key = Literal["hour", "account", "model", "plan", "route"]
 HOUR = timedelta(hours=1)
 
 
@@ -37,9 +37,10 @@ class Totals:
     list_price: int
     charge: int
     cost: int
+    baseline: int = 0  # list price on an auto's large model, for the entries an auto routed
 
 
-ZERO = Totals(0, 0, 0, 0, 0, 0, 0)
+ZERO = Totals(0, 0, 0, 0, 0, 0, 0, 0)
 
 
 def utc(value: datetime) -> datetime:
