@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/reliability.py
 	$(BIN)/python benchmarks/json_codec.py
 	$(BIN)/python benchmarks/metering.py
+	$(BIN)/python benchmarks/cascade_live.py
 	$(BIN)/python benchmarks/retrieval.py
 	$(BIN)/python benchmarks/ledger_flush.py
 	$(BIN)/python benchmarks/review.py

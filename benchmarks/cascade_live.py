@@ -50,6 +50,11 @@ from modelgrid.routing.router import train  # noqa: E402
 DATA = ROOT.parent / "shared" / "data" / "routing" / "gsm8k_responses.csv"
 SMALL = "smollm2-135m-instruct"
 ADMIN = "mg-bench-admin-cascade-0123456789"
+# The default plan (its watermark on, as served to the public), with limits no run reaches.
+PLAN = (
+    "[plans.free]\nrequests_per_minute = 1000000\ntokens_per_minute = 1000000000\n"
+    "daily_tokens = 1000000000\nmonthly_tokens = 1000000000\nmax_concurrency = 1000\n"
+)
 
 
 def questions(count: int) -> list[str]:
@@ -77,7 +82,7 @@ def serve(workdir: Path, config: str, **env: str) -> Iterator[str]:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
@@ -91,7 +96,9 @@ def serve(workdir: Path, config: str, **env: str) -> Iterator[str]:
 
 def front_config(upstream: str, router: Path, threshold: float) -> str:
     cascade = f'small = "{SMALL}"\nlarge = "big"\npolicy = "cascade"\nsignal = "logprob"\n'
-    return f"""
+    return (
+        PLAN
+        + f"""
 [models.{SMALL}]
 n_ctx = 2048
 prices = {{ input = 0.1, output = 0.2 }}
@@ -119,6 +126,7 @@ max_large_share = 0.5
 [auto.live]
 {cascade}min_confidence = {threshold}
 """
+    )
 
 
 def write_router(path: Path, prompts: list[str]) -> Path:
@@ -128,6 +136,16 @@ def write_router(path: Path, prompts: list[str]) -> Path:
     router, _ = train(Table(prompts, 1 - wins, wins), "prompt", folds=3)
     router.save(path)
     return path
+
+
+def user_key(server: str) -> str:
+    """A key of an organisation on the default plan (the traffic's)."""
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    httpx.post(f"{server}/admin/v1/orgs", json={"name": "traffic"}, headers=admin)
+    made = httpx.post(
+        f"{server}/admin/v1/keys", json={"org": "traffic", "name": "bench"}, headers=admin
+    )
+    return str(made.json()["key"])
 
 
 def ttft(client: openai.OpenAI, model: str, prompts: list[str], max_tokens: int) -> list[float]:
@@ -180,8 +198,10 @@ def main() -> None:
     traffic = prompts[args.requests + args.traffic :]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        with serve(work / "large", f"[models.{SMALL}]\nn_ctx = 2048\n") as large:
-            direct = openai.OpenAI(base_url=f"{large}/v1", api_key=ADMIN, max_retries=0)
+        with serve(work / "large", PLAN + f"[models.{SMALL}]\nn_ctx = 2048\n") as large:
+            # Calibrated with a key on the traffic's plan: its watermark shifts the tokens'
+            # probabilities, and the operator's own keys carry none.
+            direct = openai.OpenAI(base_url=f"{large}/v1", api_key=user_key(large), max_retries=0)
             threshold = statistics.median(confidences(direct, calibration, args.max_tokens))
             config = front_config(large, write_router(work / "router.json", prompts), threshold)
             with serve(work / "front", config, UPSTREAM_KEY=ADMIN) as front:
@@ -192,14 +212,7 @@ def main() -> None:
                     name: ttft(client, name, timed, args.max_tokens)
                     for name in (SMALL, "big", "route", "kept", "escalated")
                 }
-                admin = {"Authorization": f"Bearer {ADMIN}"}
-                httpx.post(f"{front}/admin/v1/orgs", json={"name": "traffic"}, headers=admin)
-                key = httpx.post(
-                    f"{front}/admin/v1/keys",
-                    json={"org": "traffic", "name": "bench"},
-                    headers={"Authorization": f"Bearer {ADMIN}"},
-                ).json()["key"]
-                user = openai.OpenAI(base_url=f"{front}/v1", api_key=key, max_retries=0)
+                user = openai.OpenAI(base_url=f"{front}/v1", api_key=user_key(front), max_retries=0)
                 answered = []
                 for prompt in traffic:
                     raw = user.chat.completions.with_raw_response.create(
