@@ -93,6 +93,15 @@ signal = "logprob"
 min_confidence = 1.0
 shadow_share = 1.0
 
+[auto.judged]
+small = "smollm2-135m-instruct"
+large = "big"
+policy = "cascade"
+signal = "logprob"
+min_confidence = 0.0
+shadow_share = 1.0
+judge = "echo"
+
 [plans.pro]
 """
 
@@ -280,3 +289,25 @@ def test_shadow_runs_never_change_the_answer_or_charge_the_caller(front: Server)
     )
     assert r.json()["routes"]["shadowed:shadow"]["list_price"] > 0
     assert "doubted:shadow" not in r.json()["routes"]  # its pair cost nothing more
+
+
+def test_without_a_reference_the_judge_model_is_asked_about_both_answers(
+    front: Server, faults: FaultServer
+) -> None:
+    before = len(faults.bodies)
+    ask(front, front.new_key("judge-org"), "judged", SUM)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        asked = [
+            b["messages"][0]["content"]
+            for b in faults.bodies[before:]
+            if "Is this answer correct" in b.get("messages", [{}])[0].get("content", "")
+        ]
+        if len(asked) == 2:
+            break
+        time.sleep(0.1)
+    assert len(asked) == 2 and all(a.startswith(f"Question:\n{SUM}") for a in asked)
+    # The fault server answers neither yes nor no: no verdict, so no training row yet.
+    out = front.data_dir.parent / "judged.csv"
+    front.cli("routing", "shadow", "--auto", "judged", "--out", str(out))
+    assert list(csv.DictReader(out.open())) == []
