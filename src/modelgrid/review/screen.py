@@ -102,11 +102,12 @@ class OutputFilter:
         """Judges what arrived since the last judgement and releases what is then settled.
         Nothing unjudged is released."""
         batch, self._new = self._new, ""
-        self._held += batch
-        if self._judge(self._scanner.feed(batch)):
+        held = self._held = self._held + batch
+        scanner = self._scanner
+        hits = scanner.feed(batch)
+        if hits and self._judge(hits):
             return ""
-        until = min(self._scanner.settled - self._released, len(self._held))
-        return self._release(_unsplit(self._held, until))
+        return self._release(_unsplit(held, min(scanner.settled - self._released, len(held))))
 
     def _judge(self, hits: list[Hit]) -> bool:
         """Record the new term hits; True if they refuse the answer."""
@@ -129,7 +130,10 @@ class OutputFilter:
         # One character of what went before, so that a detector's left boundary sees it.
         context = self._last
         self._last = segment[-1]
-        spans = [s for s in find_pii(context + segment) if s.start >= len(context)]
+        found = find_pii(context + segment)
+        if not found:  # most segments: no list built, no verdict
+            return segment
+        spans = [s for s in found if s.start >= len(context)]
         if not spans:
             return segment
         shifted = [PiiSpan(s.kind, s.start - len(context), s.end - len(context)) for s in spans]
