@@ -8,15 +8,24 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 
+def new_uid() -> str:
+    """32 hex digits laid out as a UUIDv7 is (RFC 9562): the time in milliseconds, then 80
+    random bits. Ids in time order keep the tables keyed by them (stored conversations, audit
+    leaves, the ledger's request ids) appending at the end of their B-trees rather than
+    writing all over them: SQLite inserted random keys into a table of 600,000 at 11 µs a
+    row, sorted ones at 5 (docs/benchmarks.md)."""
+    return f"{time.time_ns() // 1_000_000:012x}{random.getrandbits(80):020x}"
+
+
 @dataclass(slots=True)
 class Trace:
     request_id: str
     method: str
     path: str
-    # 128 random bits, drawn once per request: the completion's id (and the request id,
-    # unless the client sent its own). Ids need to be unique, not secret: the process's PRNG
-    # costs a fraction of a system call to os.urandom.
-    uid: str = field(default_factory=lambda: f"{random.getrandbits(128):032x}")
+    # The completion's id (and the request id, unless the client sent its own), drawn once
+    # per request. Ids need to be unique, not secret: the process's PRNG costs a fraction of
+    # a system call to os.urandom.
+    uid: str = field(default_factory=lambda: new_uid())
     started: float = field(default_factory=time.perf_counter)
     route: str = "other"
     key_prefix: str | None = None

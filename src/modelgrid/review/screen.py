@@ -51,6 +51,8 @@ def screen(matcher: TermMatcher, text: str, policy: Policy) -> Screened:
 
 def combined(verdicts: list[Verdict]) -> Verdict:
     """Several verdicts (the messages of a prompt, the pieces of a stream) as one."""
+    if all(v is ALLOWED for v in verdicts):  # almost every request: nothing to merge
+        return ALLOWED
     reasons = tuple(r for v in verdicts for r in v.reasons)
     return Verdict(
         max((v.action for v in verdicts), default=Action.ALLOW),
