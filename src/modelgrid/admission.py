@@ -36,6 +36,18 @@ class Admission:
         # A plan removed from the config falls back to the default, never to no limits.
         return self.plans.get(caller.plan or self.default_plan) or self.plans[self.default_plan]
 
+    def plan_name(self, caller: KeyRecord) -> str | None:
+        """The caller's plan's name; None for the operator's own keys."""
+        if self.plan_of(caller) is None:
+            return None
+        return caller.plan or self.default_plan
+
+    def terms_of(self, caller: KeyRecord) -> PlanSettings:
+        """The plan whose terms of service apply (review, labels, what is kept): the caller's;
+        the operator's own keys, on none, are reviewed as the default plan is (never limited
+        by it)."""
+        return self.plan_of(caller) or self.plans[self.default_plan]
+
     def tenant_of(self, caller: KeyRecord) -> Tenant:
         """Whom the engine queues serve: the organisation, at its plan's priority (the
         operator's own requests go first)."""

@@ -68,6 +68,20 @@ def meter(call: Call, index: int, piece: Piece, counted: int) -> int:
     return counted
 
 
+def meter_whole(trace: Trace, prepared: Prepared, piece: Piece, counts_prompt: bool) -> None:
+    """A whole generation's tokens into the trace (the engine's exact usage where it gives
+    one): a cascade's stages, a shadow's answers."""
+    trace.tokens_out += piece.usage.completion_tokens if piece.usage else piece.tokens
+    if piece.usage is not None and counts_prompt:
+        trace.tokens_in += piece.usage.prompt_tokens - prepared.prompt_tokens
+        trace.tokens_cached += piece.usage.cached_tokens
+    if piece.first_token_at is not None and trace.first_token_at is None:
+        trace.first_token_at = piece.first_token_at
+    trace.mark_first_token()
+    if piece.deployment:
+        trace.deployment = piece.deployment
+
+
 async def resumed(first: Piece, rest: AsyncGenerator[Piece, None]) -> AsyncGenerator[Piece, None]:
     """The pieces of a generation whose first piece was already taken."""
     yield first

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
+from .call import meter_whole
 from .catalogue import Catalogue, Entry
 from .errors import InsufficientQuota, InvalidRequest
 from .metrics import Metrics
@@ -112,7 +113,7 @@ class Cascade:
         """The small model's answer and the signal's decision on it."""
         if auto.signal != "agreement":
             piece = await small.engine.complete(prepared[0], tenant)
-            _count(trace, prepared[0], piece, True)
+            meter_whole(trace, prepared[0], piece, True)
             if auto.signal == "logprob":
                 return piece, auto.trust([t.logprob for t in piece.logprobs], plan)
             return piece, auto.verify(body.asked(), piece.text, plan)
@@ -120,7 +121,7 @@ class Cascade:
         keys: list[str] = []
         for sample in prepared:  # one at a time, to stop as soon as the outcome is known
             piece = await small.engine.complete(sample, tenant)
-            _count(trace, sample, piece, not pieces)
+            meter_whole(trace, sample, piece, not pieces)
             pieces.append(piece)
             keys.append(answer_key(piece.text))
             route = auto.agree(keys, plan)
@@ -149,16 +150,3 @@ def _refined(body: ChatCompletionRequest, draft: str) -> ChatCompletionRequest:
         Message(role="user", content=REFINE_INSTRUCTION.format(draft=draft)),
     ]
     return body.model_copy(update={"messages": messages})
-
-
-def _count(trace: Trace, prepared: Prepared, piece: Piece, counts_prompt: bool) -> None:
-    """A whole stage's tokens into the trace (the engine's exact usage where it gives one)."""
-    trace.tokens_out += piece.usage.completion_tokens if piece.usage else piece.tokens
-    if piece.usage is not None and counts_prompt:
-        trace.tokens_in += piece.usage.prompt_tokens - prepared.prompt_tokens
-        trace.tokens_cached += piece.usage.cached_tokens
-    if piece.first_token_at is not None and trace.first_token_at is None:
-        trace.first_token_at = piece.first_token_at
-    trace.mark_first_token()
-    if piece.deployment:
-        trace.deployment = piece.deployment

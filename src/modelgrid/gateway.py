@@ -36,11 +36,10 @@ from .layers import layered
 from .metering import Meter
 from .metrics import Metrics
 from .openai_format import ChatFormat, Choice, TextFormat
-from .plan_settings import PlanSettings
 from .review.config import ReviewSettings
 from .review.reviewer import Reviewer
 from .review.verdict import Action
-from .sampling import chat_requests, text_requests
+from .sampling import chat_requests, embedding_tokens, text_requests
 from .schemas import ChatCompletionRequest, CompletionRequest, EmbeddingsBody
 from .shadow import Shadow
 from .storage.keys import KeyRecord, KeyStore
@@ -108,7 +107,7 @@ class Gateway:
                 body,
                 lambda b: self._chat_prepared(b, sources),
                 self.admission.tenant_of(caller),
-                self._plan_name(caller),
+                self.admission.plan_name(caller),
                 trace,
             )
             entry, prepared, answered = done.entry, done.prepared, done.piece
@@ -235,7 +234,7 @@ class Gateway:
         entry = self._resolve(body.model, trace, body.user, False)
         await self.admission.admit(caller, entry, trace)
         request = EmbeddingRequest(body.input, body.encoding_format, body.dimensions)
-        trace.tokens_in = _estimate(entry, body.input)
+        trace.tokens_in = embedding_tokens(entry.engine, body.input)
         await self._reserve(caller, entry, 0, trace)
         result = await entry.router.embed(request)
         trace.tokens_in, trace.deployment = result.prompt_tokens, result.deployment or None
@@ -277,14 +276,9 @@ class Gateway:
             layer.chain, org, query, layer.settings.knowledge_top_k
         )
 
-    def _plan(self, caller: KeyRecord) -> PlanSettings:
-        """The caller's plan; the operator's own keys, on none, are reviewed as the default
-        plan is (never limited by it)."""
-        return self.admission.plan_of(caller) or self.admission.plans[self.admission.default_plan]
-
     def _screening(self, caller: KeyRecord, entry: Entry) -> Screening:
         """The review that applies: the caller's plan's policy with the model's."""
-        return self.compliance.screening(self._plan(caller), entry.review_policies)
+        return self.compliance.screening(self.admission.terms_of(caller), entry.review_policies)
 
     def _implicit_label(self, content_id: str, trace: Trace) -> dict[str, str]:
         metadata = self.labels.metadata(content_id)
@@ -307,7 +301,7 @@ class Gateway:
         assert entry.auto is not None
         if not self.admission.visible(caller, entry):
             raise model_not_found(entry.id)
-        route = entry.auto.route(prompt, self._plan_name(caller))
+        route = entry.auto.route(prompt, self.admission.plan_name(caller))
         trace.headers.append((b"x-modelgrid-route", route.header(entry.id)))
         trace.model = route.model
         return self.catalogue.resolve(route.model)
@@ -318,12 +312,6 @@ class Gateway:
         if entry.auto is not None:
             trace.auto, trace.auto_large = entry.id, entry.auto.large
         return entry
-
-    def _plan_name(self, caller: KeyRecord) -> str | None:
-        """The caller's plan's name; None for the operator's own keys."""
-        if self.admission.plan_of(caller) is None:
-            return None
-        return caller.plan or self.admission.default_plan
 
     async def _respond(self, call: Call) -> Result:
         if call.trace.stream:
@@ -403,18 +391,7 @@ class Gateway:
             call.screening,
             call.aigc,
             "" if call.label is None else call.label.text,
-            self._plan(call.caller).keep_text,
+            self.admission.terms_of(call.caller).keep_text,
         )
         if call.trace.auto:
-            self.shadow.consider(call, self._plan(call.caller).keep_text)
-
-
-def _estimate(entry: Entry, inputs: str | list[str] | list[int] | list[list[int]]) -> int:
-    """Tokens an embedding request may take, for its reservation: counted by the model for
-    text, and exact for token ids."""
-    if isinstance(inputs, str):
-        return entry.engine.count_tokens(inputs)
-    return sum(
-        entry.engine.count_tokens(x) if isinstance(x, str) else len(x) if isinstance(x, list) else 1
-        for x in inputs
-    )
+            self.shadow.consider(call, self.admission.terms_of(call.caller).keep_text)

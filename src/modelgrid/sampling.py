@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from .engines.base import Engine
 from .errors import InvalidRequest
 from .schemas import ChatCompletionRequest, CompletionRequest
 from .settings import ModelSettings
@@ -121,3 +122,14 @@ def _per_choice(request: GenerationRequest, n: int) -> list[GenerationRequest]:
     if n == 1 or seed is None:
         return [request] * n
     return [replace(request, sampling=replace(request.sampling, seed=seed + i)) for i in range(n)]
+
+
+def embedding_tokens(engine: Engine, inputs: str | list[str] | list[int] | list[list[int]]) -> int:
+    """Tokens an embedding request may take, for its reservation: counted by the model for
+    text, and exact for token ids."""
+    if isinstance(inputs, str):
+        return engine.count_tokens(inputs)
+    return sum(
+        engine.count_tokens(x) if isinstance(x, str) else len(x) if isinstance(x, list) else 1
+        for x in inputs
+    )

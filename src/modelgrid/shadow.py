@@ -16,7 +16,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, replace
 
-from .call import Call
+from .call import Call, meter_whole
 from .catalogue import Catalogue
 from .metering import Charge, Meter
 from .routing.auto import Auto
@@ -135,10 +135,8 @@ class Shadow:
         await self.meter.reserve(charge, prepared.prompt_tokens, prepared.max_tokens, trace)
         try:
             piece = await entry.engine.complete(prepared, TENANT)
-            trace.tokens_in = piece.usage.prompt_tokens if piece.usage else prepared.prompt_tokens
-            trace.tokens_out = piece.usage.completion_tokens if piece.usage else piece.tokens
-            trace.deployment = piece.deployment or None
-            trace.mark_first_token()
+            trace.tokens_in = prepared.prompt_tokens
+            meter_whole(trace, prepared, piece, counts_prompt=True)
         finally:
             await trace.settle()
         return piece.text
