@@ -20,6 +20,8 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import sqlalchemy as sa
 
 from ..storage.tables import provenance_index, stored_contents
@@ -53,23 +55,38 @@ def choice_shingles(choices: Sequence[str], label: str) -> list[Hashes]:
 def index_rows(
     hasher: MinHasher, responses: Sequence[tuple[str, Sequence[str], str]]
 ) -> list[IndexRow]:
-    """The rows of responses given as ``(content_id, choices, label)``, in key order; none
-    for a choice without any words. All their choices are hashed at once.
+    """``index_array`` as tuples."""
+    return [(key, ref) for key, ref in index_array(hasher, responses).tolist()]
+
+
+def index_array(
+    hasher: MinHasher, responses: Sequence[tuple[str, Sequence[str], str]]
+) -> npt.NDArray[np.int64]:
+    """The rows of responses given as ``(content_id, choices, label)``, an (n × 2) array of
+    ``(band_key, ref)`` in key order; none for a choice without any words, one for a band two
+    choices of a response share. All their choices are hashed at once, and the rows are never
+    Python objects: a flush of a second's responses (a thousand or so, 32 rows each) spent
+    most of its 30 µs a response making, sorting and flattening tuples (docs/benchmarks.md).
 
     In key order, a batch walks the index's B-tree from one end to the other instead of
     jumping about it: SQLite inserted 16,000 rows into a table of 600,000 at 4.9 µs a row
     sorted, 11.3 shuffled (docs/benchmarks.md)."""
-    texts = [indexed_text(c, label) for _, choices, label in responses for c in choices]
-    keys = hasher.bands_of_many(shingle_hashes_many(texts))
-    rows: list[IndexRow] = []
-    at = 0
-    for content_id, choices, _ in responses:
-        ref, mine = content_ref(content_id), keys[at : at + len(choices)]
-        at += len(choices)
-        # A band two choices share is one row.
-        distinct = mine[0] if len(mine) == 1 else dict.fromkeys(k for c in mine for k in c)
-        rows += ((key, ref) for key in distinct)
-    rows.sort()
+    texts: list[str] = []
+    owners: list[int] = []
+    refs: list[int] = []
+    for owner, (content_id, choices, label) in enumerate(responses):
+        refs.append(content_ref(content_id))
+        texts += (indexed_text(choice, label) for choice in choices)
+        owners += [owner] * len(choices)
+    which, keys = hasher.band_matrix(shingle_hashes_many(texts))
+    text_refs = np.array(refs, dtype=np.int64)[np.array(owners, dtype=np.intp)]
+    band_keys = keys.ravel()
+    band_refs = np.repeat(text_refs[which], hasher.bands)
+    order = np.lexsort((band_refs, band_keys))  # by key, then ref: the primary key's order
+    band_keys, band_refs = band_keys[order], band_refs[order]
+    distinct = np.ones(len(band_keys), dtype=bool)
+    distinct[1:] = (band_keys[1:] != band_keys[:-1]) | (band_refs[1:] != band_refs[:-1])
+    rows: npt.NDArray[np.int64] = np.column_stack((band_keys[distinct], band_refs[distinct]))
     return rows
 
 

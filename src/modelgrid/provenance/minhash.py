@@ -82,21 +82,37 @@ class MinHasher:
     def bands_of_many(self, texts: Sequence[Hashes]) -> list[list[int]]:
         """``bands_of`` of each text, hashed together a chunk of shingles at a time."""
         found: list[list[int]] = [[] for _ in texts]
+        which, keys = self.band_matrix(texts)
+        for i, row in zip(which.tolist(), keys.tolist(), strict=True):
+            found[i] = row
+        return found
+
+    def band_matrix(
+        self, texts: Sequence[Hashes]
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:
+        """The band hashes of those texts that have shingles, a row each (texts × bands), and
+        which texts they are: ``bands_of_many`` without a Python list per text."""
+        which: list[int] = []
+        parts: list[npt.NDArray[np.int64]] = []
         group: list[int] = []
         size = 0
         for i, shingles in enumerate(texts):
             if len(shingles) == 0:
                 continue
             if group and size + len(shingles) > _CHUNK:
-                self._fill(texts, group, found)
+                parts.append(self._keys_of(texts, group))
+                which += group
                 group, size = [], 0
             group.append(i)
             size += len(shingles)
         if group:
-            self._fill(texts, group, found)
-        return found
+            parts.append(self._keys_of(texts, group))
+            which += group
+        if not parts:
+            return np.empty(0, dtype=np.intp), np.empty((0, self.bands), dtype=np.int64)
+        return np.array(which, dtype=np.intp), np.concatenate(parts)
 
-    def _fill(self, texts: Sequence[Hashes], group: list[int], found: list[list[int]]) -> None:
+    def _keys_of(self, texts: Sequence[Hashes], group: list[int]) -> npt.NDArray[np.int64]:
         if len(group) == 1:  # maybe more than a chunk: signature() takes it in chunks
             signatures = self.signature(texts[group[0]])[None, :]
         else:
@@ -105,8 +121,7 @@ class MinHasher:
             np.cumsum([len(texts[i]) for i in group[:-1]], out=starts[1:])
             hashed = ((self._a * joined[None, :] + self._b) >> np.uint64(32)).astype(np.uint32)
             signatures = np.minimum.reduceat(hashed, starts, axis=1).T
-        for i, keys in zip(group, self._band_keys(signatures).tolist(), strict=True):
-            found[i] = keys
+        return self._band_keys(signatures)
 
     def _band_keys(self, signatures: npt.NDArray[np.uint32]) -> npt.NDArray[np.int64]:
         """(texts × num_perm) signatures to (texts × bands) band hashes."""

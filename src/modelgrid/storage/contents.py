@@ -21,11 +21,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..provenance.index import INDEX_COLUMNS, INDEX_KEY, IndexRow, content_ref, index_rows
+from ..provenance.index import INDEX_COLUMNS, INDEX_KEY, content_ref, index_array, index_rows
 from ..provenance.minhash import MinHasher
 from .database import Database
 from .journal import Journal
@@ -144,17 +146,19 @@ class ContentStore(Journaled[StoredContent]):
             await self._insert_rows(conn, rows, index)
 
     async def _insert_rows(
-        self, conn: AsyncConnection, rows: list[tuple[Any, ...]], index: list[IndexRow]
+        self, conn: AsyncConnection, rows: list[tuple[Any, ...]], index: npt.NDArray[np.int64]
     ) -> None:
         await self._db.insert_new(conn, stored_contents, _COLUMNS, rows, unique="content_id")
-        if index:
+        if len(index):
             await self._db.insert_new(
                 conn, provenance_index, INDEX_COLUMNS, index, unique=INDEX_KEY
             )
 
-    def _rows(self, batch: list[StoredContent]) -> tuple[list[tuple[Any, ...]], list[IndexRow]]:
+    def _rows(
+        self, batch: list[StoredContent]
+    ) -> tuple[list[tuple[Any, ...]], npt.NDArray[np.int64]]:
         responses = [(c.content_id, c.choices, c.label) for c in batch]
-        return [_row(content) for content in batch], index_rows(self.hasher, responses)
+        return [_row(content) for content in batch], index_array(self.hasher, responses)
 
 
 def as_utc(value: datetime) -> datetime:

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -71,7 +73,7 @@ class Database:
         conn: AsyncConnection,
         table: sa.Table,
         columns: Sequence[str],
-        rows: Sequence[Sequence[Any]],
+        rows: Sequence[Sequence[Any]] | npt.NDArray[np.int64],
         unique: str | None = None,
     ) -> None:
         """Insert ``rows`` (tuples in ``columns``' order) straight through the driver (asyncpg's
@@ -80,16 +82,19 @@ class Database:
 
         SQLAlchemy's own insert processes every parameter of every row in Python (about
         35 µs a ledger entry); the drivers take tuples as they are. The one conversion that
-        processing did for us is SQLite's: a datetime becomes the text SQLAlchemy stores."""
+        processing did for us is SQLite's: a datetime becomes the text SQLAlchemy stores.
+        ``rows`` may be an integer array, a row of it each (the provenance index's): its
+        values reach the driver through ``tolist``, never a Python tuple a row."""
         names = ", ".join(columns)
         conflict = "" if unique is None else f" ON CONFLICT ({unique}) DO NOTHING"
         if not self.is_sqlite:
             marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
             sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks}){conflict}"
-            await conn.exec_driver_sql(sql, [tuple(row) for row in rows])
+            listed = rows.tolist() if isinstance(rows, np.ndarray) else rows
+            await conn.exec_driver_sql(sql, [tuple(row) for row in listed])
             return
         times = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, sa.DateTime)]
-        if times:
+        if times and not isinstance(rows, np.ndarray):
             rows = [_sqlite_times(row, times) for row in rows]
         # Many rows to a statement: sqlite3's executemany steps once a row, and each step
         # hands the GIL back and forth with the busy event loop; a flush of 30,000 index rows
@@ -100,7 +105,12 @@ class Database:
             chunk = rows[start : start + per]
             values = ", ".join([one] * len(chunk))
             sql = f"INSERT INTO {table.name} ({names}) VALUES {values}{conflict}"
-            await conn.exec_driver_sql(sql, tuple(v for row in chunk for v in row))
+            flat = (
+                tuple(chunk.ravel().tolist())
+                if isinstance(chunk, np.ndarray)
+                else tuple(v for row in chunk for v in row)
+            )
+            await conn.exec_driver_sql(sql, flat)
 
 
 _SQLITE_ROWS = 500  # rows a statement
