@@ -41,16 +41,23 @@ async def test_insert_new_takes_many_rows_and_skips_the_stored_ones(db: Database
     assert rows == {(k, k % 7) for k in range(2500)}
 
 
-async def test_insert_new_takes_an_integer_array(db: Database) -> None:
-    # The provenance index's rows come as an (n x 2) int64 array, 64-bit values included.
+async def test_insert_values_takes_rows_flat(db: Database) -> None:
+    # The provenance index's rows come flat, from an int64 array: 64-bit values, more rows
+    # than one SQLite statement takes, some already stored.
     keys = np.array([-(2**63), -1, 0, 1, 2**63 - 1] * 300, dtype=np.int64)
     rows = np.column_stack((keys, np.arange(len(keys), dtype=np.int64)))
+    columns = ("band_key", "ref")
     async with db.begin_write() as conn:
-        await db.insert_new(conn, provenance_index, ("band_key", "ref"), rows, "band_key, ref")
-        await db.insert_new(conn, provenance_index, ("band_key", "ref"), rows[:7], "band_key, ref")
+        await db.insert_values(
+            conn, provenance_index, columns, rows.ravel().tolist(), "band_key, ref"
+        )
+        await db.insert_values(
+            conn, provenance_index, columns, rows[:7].ravel().tolist(), "band_key, ref"
+        )
+        await db.insert_new(conn, provenance_index, columns, [[5, -5], (6, -6)], "band_key, ref")
     async with db.engine.connect() as conn:
         stored = set((await conn.execute(sa.select(provenance_index))).all())
-    assert stored == {(int(k), int(r)) for k, r in rows.tolist()}
+    assert stored == {(k, r) for k, r in rows.tolist()} | {(5, -5), (6, -6)}
 
 
 async def test_writers_take_turns_and_all_commit(db: Database) -> None:

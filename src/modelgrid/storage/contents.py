@@ -21,8 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -146,19 +144,21 @@ class ContentStore(Journaled[StoredContent]):
             await self._insert_rows(conn, rows, index)
 
     async def _insert_rows(
-        self, conn: AsyncConnection, rows: list[tuple[Any, ...]], index: npt.NDArray[np.int64]
+        self, conn: AsyncConnection, rows: list[tuple[Any, ...]], index: list[int]
     ) -> None:
+        """``index`` is flat: band key, ref, band key, ref, …"""
         await self._db.insert_new(conn, stored_contents, _COLUMNS, rows, unique="content_id")
-        if len(index):
-            await self._db.insert_new(
+        if index:
+            await self._db.insert_values(
                 conn, provenance_index, INDEX_COLUMNS, index, unique=INDEX_KEY
             )
 
-    def _rows(
-        self, batch: list[StoredContent]
-    ) -> tuple[list[tuple[Any, ...]], npt.NDArray[np.int64]]:
+    def _rows(self, batch: list[StoredContent]) -> tuple[list[tuple[Any, ...]], list[int]]:
+        """In a thread: the rows, and the index flat, down to the Python ints the drivers
+        take (making 64-bit ints is most of ``tolist``'s cost, kept off the event loop)."""
         responses = [(c.content_id, c.choices, c.label) for c in batch]
-        return [_row(content) for content in batch], index_array(self.hasher, responses)
+        index: list[int] = index_array(self.hasher, responses).ravel().tolist()
+        return [_row(content) for content in batch], index
 
 
 def as_utc(value: datetime) -> datetime:

@@ -6,11 +6,10 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -73,7 +72,7 @@ class Database:
         conn: AsyncConnection,
         table: sa.Table,
         columns: Sequence[str],
-        rows: Sequence[Sequence[Any]] | npt.NDArray[np.int64],
+        rows: Sequence[Sequence[Any]],
         unique: str | None = None,
     ) -> None:
         """Insert ``rows`` (tuples in ``columns``' order) straight through the driver (asyncpg's
@@ -82,35 +81,60 @@ class Database:
 
         SQLAlchemy's own insert processes every parameter of every row in Python (about
         35 µs a ledger entry); the drivers take tuples as they are. The one conversion that
-        processing did for us is SQLite's: a datetime becomes the text SQLAlchemy stores.
-        ``rows`` may be an integer array, a row of it each (the provenance index's): its
-        values reach the driver through ``tolist``, never a Python tuple a row."""
-        names = ", ".join(columns)
-        conflict = "" if unique is None else f" ON CONFLICT ({unique}) DO NOTHING"
+        processing did for us is SQLite's: a datetime becomes the text SQLAlchemy stores."""
         if not self.is_sqlite:
-            marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-            sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks}){conflict}"
-            listed = rows.tolist() if isinstance(rows, np.ndarray) else rows
-            await conn.exec_driver_sql(sql, [tuple(row) for row in listed])
+            await conn.exec_driver_sql(
+                _postgres_insert(table, columns, unique), list(map(tuple, rows))
+            )
             return
         times = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, sa.DateTime)]
-        if times and not isinstance(rows, np.ndarray):
+        if times:
             rows = [_sqlite_times(row, times) for row in rows]
+        await self._sqlite_insert(conn, table, columns, list(chain.from_iterable(rows)), unique)
+
+    async def insert_values(
+        self,
+        conn: AsyncConnection,
+        table: sa.Table,
+        columns: Sequence[str],
+        values: list[Any],
+        unique: str | None = None,
+    ) -> None:
+        """``insert_new`` for rows given flat, one after another in ``values`` (an integer
+        array's ``ravel().tolist()``): tens of thousands of rows a flush (the provenance
+        index's) then cost no Python object a row, and no collector passes over them."""
+        if not self.is_sqlite:
+            rows = list(zip(*[iter(values)] * len(columns), strict=True))
+            await conn.exec_driver_sql(_postgres_insert(table, columns, unique), rows)
+            return
+        await self._sqlite_insert(conn, table, columns, values, unique)
+
+    async def _sqlite_insert(
+        self,
+        conn: AsyncConnection,
+        table: sa.Table,
+        columns: Sequence[str],
+        values: list[Any],
+        unique: str | None,
+    ) -> None:
         # Many rows to a statement: sqlite3's executemany steps once a row, and each step
         # hands the GIL back and forth with the busy event loop; a flush of 30,000 index rows
         # took seconds under load that way (docs/benchmarks.md).
-        per = max(1, min(_SQLITE_ROWS, _SQLITE_VARIABLES // len(columns)))
-        one = "(" + ", ".join("?" * len(columns)) + ")"
-        for start in range(0, len(rows), per):
-            chunk = rows[start : start + per]
-            values = ", ".join([one] * len(chunk))
-            sql = f"INSERT INTO {table.name} ({names}) VALUES {values}{conflict}"
-            flat = (
-                tuple(chunk.ravel().tolist())
-                if isinstance(chunk, np.ndarray)
-                else tuple(v for row in chunk for v in row)
-            )
-            await conn.exec_driver_sql(sql, flat)
+        names, width = ", ".join(columns), len(columns)
+        conflict = "" if unique is None else f" ON CONFLICT ({unique}) DO NOTHING"
+        per = max(1, min(_SQLITE_ROWS, _SQLITE_VARIABLES // width))
+        one = "(" + ", ".join("?" * width) + ")"
+        for start in range(0, len(values), per * width):
+            chunk = tuple(values[start : start + per * width])
+            marks = ", ".join([one] * (len(chunk) // width))
+            sql = f"INSERT INTO {table.name} ({names}) VALUES {marks}{conflict}"
+            await conn.exec_driver_sql(sql, chunk)
+
+
+def _postgres_insert(table: sa.Table, columns: Sequence[str], unique: str | None) -> str:
+    conflict = "" if unique is None else f" ON CONFLICT ({unique}) DO NOTHING"
+    marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks}){conflict}"
 
 
 _SQLITE_ROWS = 500  # rows a statement
