@@ -7,7 +7,9 @@ the target's own cost. nginx's ``return`` cannot look at the request body, so th
 against ``/v1`` for the load runs and once against ``/stream/v1`` for time to first byte.
 
 Load comes from ``wrk -t1 -cC`` at each concurrency; a run with any error or non-2xx answer is
-marked failed. The machine has two cores, so nginx runs one worker and wrk one thread, leaving
+marked failed. Each run also reports the target's own CPU time per request (its processes', from
+/proc), and ModelGrid's against the bare proxy's: on a machine whose speed drifts from minute to
+minute, a steadier comparison than requests a second. The machine has two cores, so nginx runs one worker and wrk one thread, leaving
 the target (one Python process) the rest; all three share the cores, so absolute figures are
 lower than on a bigger box, but the added latency at concurrency 1 is the cleanest figure.
 
@@ -77,6 +79,9 @@ class Load:
     socket_errors: int = 0
     added_p50_ms: float | None = None
     added_p99_ms: float | None = None
+    # The target's process CPU over the run, per request: steadier than requests a second on
+    # a machine whose speed drifts, and what a request costs the target itself.
+    cpu_us: float | None = None
     error: str = ""
 
 
@@ -203,7 +208,12 @@ def measure(
         run_wrk(wrk, url, target, max(args.concurrency), args.warmup, lua)
         for conc in args.concurrency:
             say(f"wrk -c{conc} for {args.duration} s")
-            loads.append(run_wrk(wrk, url, target, conc, args.duration, lua))
+            before = target.procs.cpu_seconds()
+            load = run_wrk(wrk, url, target, conc, args.duration, lua)
+            after = target.procs.cpu_seconds()
+            if target.procs.children and before is not None and after is not None:
+                load.cpu_us = (after - before) / max(load.requests, 1) * 1e6
+            loads.append(load)
     except Failure as e:
         loads = [Load(target.name, c, error=f"{type(e).__name__}: {e}") for c in args.concurrency]
     finally:
@@ -235,6 +245,7 @@ def indent(text: str) -> str:
 def print_tables(loads: list[Load], firsts: list[FirstByte]) -> None:
     print(
         f"{'target':<20}{'conc':>5}{'req/s':>9}{'p50 ms':>10}{'p99 ms':>10}{'+p50':>10}{'+p99':>10}"
+        f"{'cpu µs/req':>12}"
     )
     for r in loads:
         if r.error and not r.requests:
@@ -243,7 +254,7 @@ def print_tables(loads: list[Load], firsts: list[FirstByte]) -> None:
         print(
             f"{r.target:<20}{r.concurrency:>5}{r.requests_per_s:>9.0f}{r.p50_ms:>10.3f}"
             f"{r.p99_ms:>10.3f}{fmt(r.added_p50_ms):>10}{fmt(r.added_p99_ms):>10}"
-            + (f"  FAILED: {r.error}" if r.error else "")
+            f"{fmt(r.cpu_us, 0):>12}" + (f"  FAILED: {r.error}" if r.error else "")
         )
     if firsts:
         print(
@@ -277,6 +288,17 @@ def ratios(loads: list[Load]) -> dict[str, dict[int, float]]:
             if t == baseline and (target, c) in ok and ok[(baseline, c)]
         }
     return out
+
+
+def cpu_ratios(loads: list[Load]) -> dict[int, float]:
+    """ModelGrid's CPU per request over the bare proxy's, per concurrency: the same comparison
+    as the throughput ratio, less moved by the machine's speed in the minutes of each run."""
+    cpu = {(r.target, r.concurrency): r.cpu_us for r in loads if not r.error and r.cpu_us}
+    return {
+        c: mine / bare
+        for (t, c), bare in cpu.items()
+        if t == "bare-aiohttp" and (mine := cpu.get(("modelgrid", c))) and bare
+    }
 
 
 def tool_version(cmd: list[str]) -> str:
@@ -340,8 +362,10 @@ def main() -> int:
     if args.json:
         config = {"duration_s": args.duration, "concurrency": args.concurrency}
         config |= {"cpus": os.cpu_count(), "loadavg_1min": loadavg}
-        result = {"config": config, "versions": versions, "load": [asdict(r) for r in loads]}
-        result |= {"ttfb": [asdict(f) for f in firsts], "modelgrid_throughput": ratios(loads)}
+        result: dict[str, object] = {"config": config, "versions": versions}
+        result |= {"load": [asdict(r) for r in loads], "ttfb": [asdict(f) for f in firsts]}
+        result |= {"modelgrid_throughput": ratios(loads)}
+        result |= {"modelgrid_cpu_vs_bare_aiohttp": cpu_ratios(loads)}
         print(json.dumps(result))
     else:
         print_tables(loads, firsts)
@@ -349,6 +373,9 @@ def main() -> int:
             if by_concurrency:
                 cells = ", ".join(f"{v:.2f}x at {c}" for c, v in sorted(by_concurrency.items()))
                 print(f"\nmodelgrid throughput {name.replace('_', ' ')}: {cells}")
+        if by_concurrency := cpu_ratios(loads):
+            cells = ", ".join(f"{v:.2f}x at {c}" for c, v in sorted(by_concurrency.items()))
+            print(f"\nmodelgrid CPU per request vs bare aiohttp: {cells}")
         print("\n" + "; ".join(f"{k}: {v}" for k, v in versions.items() if v))
         print(
             f"1-minute load average: {loadavg['before']:.2f} before, {loadavg['after']:.2f} after"

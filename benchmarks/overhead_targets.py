@@ -112,6 +112,18 @@ class Processes:
                 time.sleep(0.1)
         raise StartError(f"nothing listened on port {port} within {timeout:.0f} s")
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user and system) the live children have used so far, from /proc; None
+        where /proc is not there to read."""
+        total = 0.0
+        for proc, _ in self.children:
+            try:
+                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                return None
+            total += int(fields[11]) + int(fields[12])  # utime, stime: the 14th and 15th
+        return total / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         for proc, _ in reversed(self.children):
             if proc.poll() is None:
