@@ -8,8 +8,8 @@ against ``/v1`` for the load runs and once against ``/stream/v1`` for time to fi
 
 Load comes from ``wrk -t1 -cC`` at each concurrency; a run with any error or non-2xx answer is
 marked failed. Each run also reports the target's own CPU time per request (its processes', from
-/proc), and ModelGrid's against the bare proxy's: on a machine whose speed drifts from minute to
-minute, a steadier comparison than requests a second. The machine has two cores, so nginx runs one worker and wrk one thread, leaving
+/proc), and requests per CPU second against the bare proxy's and LiteLLM's: on a machine whose
+speed drifts from minute to minute, a steadier comparison than requests a second. The machine has two cores, so nginx runs one worker and wrk one thread, leaving
 the target (one Python process) the rest; all three share the cores, so absolute figures are
 lower than on a bigger box, but the added latency at concurrency 1 is the cleanest figure.
 
@@ -290,15 +290,20 @@ def ratios(loads: list[Load]) -> dict[str, dict[int, float]]:
     return out
 
 
-def cpu_ratios(loads: list[Load]) -> dict[int, float]:
-    """ModelGrid's CPU per request over the bare proxy's, per concurrency: the same comparison
-    as the throughput ratio, less moved by the machine's speed in the minutes of each run."""
+def cpu_ratios(loads: list[Load]) -> dict[str, dict[int, float]]:
+    """Each baseline's CPU per request over ModelGrid's, per concurrency (how many times less
+    a request costs ModelGrid's process): the same comparisons as the throughput ratios,
+    less moved by the machine's speed in the minutes of each run, since every target here
+    keeps one core busy."""
     cpu = {(r.target, r.concurrency): r.cpu_us for r in loads if not r.error and r.cpu_us}
-    return {
-        c: mine / bare
-        for (t, c), bare in cpu.items()
-        if t == "bare-aiohttp" and (mine := cpu.get(("modelgrid", c))) and bare
-    }
+    out: dict[str, dict[int, float]] = {}
+    for baseline in ("bare-aiohttp", "litellm"):
+        out["vs_" + baseline.replace("-", "_")] = {
+            c: theirs / mine
+            for (t, c), theirs in cpu.items()
+            if t == baseline and (mine := cpu.get(("modelgrid", c)))
+        }
+    return out
 
 
 def tool_version(cmd: list[str]) -> str:
@@ -365,7 +370,7 @@ def main() -> int:
         result: dict[str, object] = {"config": config, "versions": versions}
         result |= {"load": [asdict(r) for r in loads], "ttfb": [asdict(f) for f in firsts]}
         result |= {"modelgrid_throughput": ratios(loads)}
-        result |= {"modelgrid_cpu_vs_bare_aiohttp": cpu_ratios(loads)}
+        result |= {"modelgrid_requests_per_cpu_second": cpu_ratios(loads)}
         print(json.dumps(result))
     else:
         print_tables(loads, firsts)
@@ -373,9 +378,10 @@ def main() -> int:
             if by_concurrency:
                 cells = ", ".join(f"{v:.2f}x at {c}" for c, v in sorted(by_concurrency.items()))
                 print(f"\nmodelgrid throughput {name.replace('_', ' ')}: {cells}")
-        if by_concurrency := cpu_ratios(loads):
-            cells = ", ".join(f"{v:.2f}x at {c}" for c, v in sorted(by_concurrency.items()))
-            print(f"\nmodelgrid CPU per request vs bare aiohttp: {cells}")
+        for name, by_concurrency in cpu_ratios(loads).items():
+            if by_concurrency:
+                cells = ", ".join(f"{v:.2f}x at {c}" for c, v in sorted(by_concurrency.items()))
+                print(f"\nmodelgrid requests per CPU second {name.replace('_', ' ')}: {cells}")
         print("\n" + "; ".join(f"{k}: {v}" for k, v in versions.items() if v))
         print(
             f"1-minute load average: {loadavg['before']:.2f} before, {loadavg['after']:.2f} after"
