@@ -25,7 +25,7 @@ class Trace:
     # The completion's id (and the request id, unless the client sent its own), drawn once
     # per request. Ids need to be unique, not secret: the process's PRNG costs a fraction of
     # a system call to os.urandom.
-    uid: str = field(default_factory=lambda: new_uid())
+    uid: str = field(default_factory=new_uid)
     started: float = field(default_factory=time.perf_counter)
     route: str = "other"
     key_prefix: str | None = None

@@ -179,7 +179,7 @@ class StreamScanner:
         # Called once a judgement, so written out in one piece (docs/benchmarks.md).
         buf = self._buf = self._buf + chunk
         each = self._each = self._each + fold_each(chunk)
-        folded = fold(buf) if SEVERAL in each else each.replace(DROPPED, "")
+        folded = _folded(buf, each)
         automaton = self._matcher.automaton
         found = automaton is not None and automaton.find_matches_as_indexes(folded)
         hits = self._report(final=False) if found else []
@@ -206,9 +206,11 @@ class StreamScanner:
 
     def finish(self) -> list[Hit]:
         """Call at end of stream: settles hits that waited for a right word boundary."""
-        each = self._each
-        folded = fold(self._buf) if SEVERAL in each else each.replace(DROPPED, "")
-        hits = self._report(final=True) if self._matcher.matches(folded) else []
+        hits = (
+            self._report(final=True)
+            if self._matcher.matches(_folded(self._buf, self._each))
+            else []
+        )
         self._buf = self._each = ""
         return hits
 
@@ -222,3 +224,9 @@ class StreamScanner:
                 self._seen.add(key)
                 fresh.append(hit)
         return fresh
+
+
+def _folded(text: str, each: str) -> str:
+    """``fold(text)``, given ``fold_each(text)``: read off it unless a character folds into
+    several."""
+    return fold(text) if SEVERAL in each else each.replace(DROPPED, "")

@@ -121,20 +121,22 @@ class Database:
         # hands the GIL back and forth with the busy event loop; a flush of 30,000 index rows
         # took seconds under load that way (docs/benchmarks.md).
         names, width = ", ".join(columns), len(columns)
-        conflict = "" if unique is None else f" ON CONFLICT ({unique}) DO NOTHING"
         per = max(1, min(_SQLITE_ROWS, _SQLITE_VARIABLES // width))
         one = "(" + ", ".join("?" * width) + ")"
         for start in range(0, len(values), per * width):
             chunk = tuple(values[start : start + per * width])
             marks = ", ".join([one] * (len(chunk) // width))
-            sql = f"INSERT INTO {table.name} ({names}) VALUES {marks}{conflict}"
+            sql = f"INSERT INTO {table.name} ({names}) VALUES {marks}{_on_conflict(unique)}"
             await conn.exec_driver_sql(sql, chunk)
 
 
 def _postgres_insert(table: sa.Table, columns: Sequence[str], unique: str | None) -> str:
-    conflict = "" if unique is None else f" ON CONFLICT ({unique}) DO NOTHING"
     marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-    return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks}){conflict}"
+    return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks}){_on_conflict(unique)}"
+
+
+def _on_conflict(unique: str | None) -> str:
+    return "" if unique is None else f" ON CONFLICT ({unique}) DO NOTHING"
 
 
 _SQLITE_ROWS = 500  # rows a statement
