@@ -279,6 +279,7 @@ def ratios(loads: list[Load]) -> dict[str, dict[int, float]]:
     out: dict[str, dict[int, float]] = {}
     for name, target, baseline in [
         ("vs_bare_aiohttp", "modelgrid", "bare-aiohttp"),
+        ("vs_bare_pyreqwest", "modelgrid", "bare-pyreqwest"),
         ("vs_litellm", "modelgrid", "litellm"),
         ("metered_vs_unmetered", "modelgrid", "modelgrid-unmetered"),
     ]:
@@ -297,7 +298,7 @@ def cpu_ratios(loads: list[Load]) -> dict[str, dict[int, float]]:
     keeps one core busy."""
     cpu = {(r.target, r.concurrency): r.cpu_us for r in loads if not r.error and r.cpu_us}
     out: dict[str, dict[int, float]] = {}
-    for baseline in ("bare-aiohttp", "litellm"):
+    for baseline in ("bare-aiohttp", "bare-pyreqwest", "litellm"):
         out["vs_" + baseline.replace("-", "_")] = {
             c: theirs / mine
             for (t, c), theirs in cpu.items()

@@ -330,6 +330,7 @@ TARGETS: dict[str, Target] = {
         Direct("direct"),
         BareProxy("bare-aiohttp", client="aiohttp"),
         BareProxy("bare-httpx", client="httpx"),
+        BareProxy("bare-pyreqwest", client="pyreqwest"),
         ModelGrid("modelgrid", model="mock"),
         ModelGrid("modelgrid-unmetered", model="mock", metered=False),
         LiteLLM("litellm"),

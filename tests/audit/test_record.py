@@ -114,3 +114,14 @@ def test_bytes_that_are_not_a_record_are_refused() -> None:
     for raw in (b"{}", b'{"v": 2}', b"[1]", b"not json"):
         with pytest.raises((ValueError, KeyError, TypeError)):
             AuditRecord.from_bytes(raw)
+
+
+@pytest.mark.parametrize("secret", [b"", b"k", b"s" * 32, b"b" * 64, b"l" * 131])
+def test_text_hmac_is_rfc_2104_hmac_sha256(secret: bytes) -> None:
+    for text in ("", "Hello", "本内容由人工智能生成" * 50):
+        assert text_hmac(secret, text) == hmac.digest(secret, text.encode(), "sha256").hex()
+
+
+def test_text_hmac_matches_rfc_4231_case_2() -> None:
+    expected = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    assert text_hmac(b"Jefe", "what do ya want for nothing?") == expected

@@ -11,6 +11,7 @@ has one encoding, and the journal line, the stored leaf and the hashed leaf are 
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -117,8 +118,25 @@ def _pseudonym(secret: bytes, kind: str, value: str) -> str:
 
 
 def text_hmac(secret: bytes, text: str) -> str:
-    # One-shot: OpenSSL's HMAC in one call, without hmac.new's Python object (2.6 to 1.8 µs).
-    return hmac.digest(secret, text.encode(), "sha256").hex()
+    """HMAC-SHA256 (RFC 2104) from the secret's keyed inner and outer states, made once: a
+    copy of each a message, not OpenSSL's digest lookup and key schedule (0.8 µs against
+    2.1 for ``hmac.digest``)."""
+    inner, outer = _keyed(secret)
+    digest = inner.copy()
+    digest.update(text.encode())
+    wrapped = outer.copy()
+    wrapped.update(digest.digest())
+    return wrapped.hexdigest()
+
+
+@lru_cache(maxsize=8)
+def _keyed(secret: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
+    block = hashlib.sha256().block_size
+    key = hashlib.sha256(secret).digest() if len(secret) > block else secret
+    key = key.ljust(block, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    return inner, outer
 
 
 def prompt_text(messages: Sequence[Mapping[str, Any]]) -> str:
