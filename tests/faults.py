@@ -41,6 +41,8 @@ DRIP_SECONDS = 0.2
 class FaultServer:
     def __init__(self) -> None:
         self.hits: Counter[str] = Counter()
+        # Streams whose reader went away before their end, by behaviour.
+        self.aborted: Counter[str] = Counter()
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.port = 0
@@ -127,7 +129,11 @@ class FaultServer:
             if behaviour == "cut" and i == 2:
                 return False
             writer.write(b"data: " + orjson.dumps(_chunk(chat, word, None)) + b"\n\n")
-            await writer.drain()
+            try:
+                await writer.drain()
+            except ConnectionError:
+                self.aborted[behaviour] += 1
+                raise
             if behaviour == "drip":
                 await asyncio.sleep(DRIP_SECONDS)
         writer.write(b"data: " + orjson.dumps(_chunk(chat, "", "stop")) + b"\n\n")

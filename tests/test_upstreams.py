@@ -156,6 +156,25 @@ def test_stream_is_forwarded_as_it_arrives(gateway: Server) -> None:
     assert arrivals[-1] - arrivals[0] >= (len(TEXT) - 1) * DRIP_SECONDS * 0.8
 
 
+def test_a_client_leaving_mid_stream_closes_the_upstream_request(
+    gateway: Server, faults: FaultServer
+) -> None:
+    body = {"model": "drip", "messages": HELLO, "stream": True}
+    headers = {"Authorization": f"Bearer {gateway.admin_key}"}
+    before = faults.aborted["drip"]
+    with httpx.stream(
+        "POST", f"{gateway.base_url}/chat/completions", json=body, headers=headers
+    ) as r:
+        for line in r.iter_lines():
+            if '"content":"' in line and '"content":""' not in line:
+                break  # the first words, then hang up
+    # The upstream sees its reader gone at its next write, long before its stream would end.
+    deadline = time.monotonic() + (len(TEXT) - 1) * DRIP_SECONDS
+    while faults.aborted["drip"] == before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert faults.aborted["drip"] == before + 1
+
+
 def test_upstream_usage_missing_is_counted(client: openai.OpenAI) -> None:
     reply = client.chat.completions.create(
         model="nousage", messages=HELLO, stream=True, stream_options={"include_usage": True}
