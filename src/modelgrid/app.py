@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.types import ASGIApp
 
 from . import (
     admin,
@@ -33,6 +34,7 @@ from .audit.store import AuditLog
 from .catalogue import Catalogue
 from .compliance import Compliance, audit_decision
 from .counters import Counters, MemoryCounters, RedisCounters
+from .dispatch import ModelGridApp
 from .errors import APIError
 from .gateway import Gateway
 from .housekeeping import Housekeeping
@@ -88,7 +90,7 @@ def announce_admin_key(key: str) -> None:
     )
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings) -> ModelGridApp:
     db = Database(settings.resolved_database_url)
     keys = KeyStore(db, cache_seconds=settings.key_cache_seconds)
     # The operator's secrets, made on first start in data_dir (mode 0600): the watermark's
@@ -205,7 +207,11 @@ def create_app(settings: Settings) -> Starlette:
             await counters.close()
             await db.close()
 
-    app = Starlette(
+    def wrapped(endpoint: ASGIApp) -> ASGIApp:
+        limited = BodyLimitMiddleware(endpoint, max_bytes=settings.max_body_bytes)
+        return RequestMiddleware(limited, metrics=metrics, access_log=access_log)
+
+    app = ModelGridApp(
         routes=routes.routes
         + admin.routes
         + admin_billing.routes
@@ -224,6 +230,8 @@ def create_app(settings: Settings) -> Starlette:
         ],
         exception_handlers={APIError: routes.api_error, HTTPException: routes.http_error},
         lifespan=lifespan,
+        direct=routes.direct,
+        wrap=wrapped,
     )
     app.state.settings = settings
     app.state.gateway = gateway
@@ -239,7 +247,7 @@ def create_app(settings: Settings) -> Starlette:
     return app
 
 
-def app_from_environment() -> Starlette:
+def app_from_environment() -> ModelGridApp:
     """The factory each worker process calls (``serve --workers N``): a spawned worker starts
     with a fresh interpreter, so its logging is set up here, as ``serve`` does for one."""
     settings = load_settings()

@@ -215,6 +215,14 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return await api_error(request, error)
 
 
+# The generation routes, dispatched ahead of Starlette's stack (dispatch.py); they stay in
+# ``routes`` too, for the other methods' 405s.
+direct = {
+    "/v1/chat/completions": chat_completions,
+    "/v1/completions": completions,
+    "/v1/embeddings": embeddings,
+}
+
 routes = [
     Route("/v1/chat/completions", chat_completions, methods=["POST"]),
     Route("/v1/completions", completions, methods=["POST"]),
