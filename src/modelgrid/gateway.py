@@ -324,7 +324,9 @@ class Gateway:
                 await pieces.aclose()
                 raise
             return stream(call, first, pieces, self._more(call), self.compliance, self._ended)
-        choices = [await self._collect(call, index) for index in range(len(call.choices))]
+        choices = []
+        for index in range(len(call.choices)):  # a loop: a comprehension is one more frame
+            choices.append(await self._collect(call, index))
         if (label := call.label) is not None:  # refusals are ours, not generated content
             choices = [
                 c if c.finish_reason == "content_filter" else replace(c, text=label.apply(c.text))

@@ -107,14 +107,9 @@ class OpenAIEngine(Engine):
         max_tokens = request.sampling.max_tokens or max(0, self.context_length - estimate)
         return Prepared(request, prompt_tokens=estimate, max_tokens=max_tokens)
 
-    async def complete(self, prepared: Prepared, tenant: Tenant) -> Piece:
-        if prepared.request.stream:
-            return await super().complete(prepared, tenant)
-        return await self._whole(prepared)
-
     async def generate(self, prepared: Prepared, tenant: Tenant) -> AsyncGenerator[Piece, None]:
         if not prepared.request.stream:
-            yield await self._whole(prepared)
+            yield await self.complete(prepared, tenant)
             return
         request = prepared.request
         chat = request.messages is not None
@@ -146,9 +141,11 @@ class OpenAIEngine(Engine):
         finally:
             self._inflight -= 1
 
-    async def _whole(self, prepared: Prepared) -> Piece:
+    async def complete(self, prepared: Prepared, tenant: Tenant) -> Piece:
         """A non-streamed call: one request, one answer, bounded by the total timeout (the
         client's own: cheaper than an asyncio timer, and it aborts the request with it)."""
+        if prepared.request.stream:
+            return await super().complete(prepared, tenant)
         request = prepared.request
         chat = request.messages is not None
         self._inflight += 1
