@@ -13,7 +13,8 @@ speed drifts from minute to minute, a steadier comparison than requests a second
 the target (one Python process) the rest; all three share the cores, so absolute figures are
 lower than on a bigger box, but the added latency at concurrency 1 is the cleanest figure.
 
-Needs ``apt-get install nginx wrk``; the bare-aiohttp target needs ``pip install aiohttp``. The
+Needs ``apt-get install nginx wrk``; the bare-aiohttp target needs ``pip install aiohttp`` (the
+project's dev extra has it), bare-pyreqwest the client ModelGrid itself uses. The
 litellm target needs its own virtualenv, so that litellm's pins never touch the project's::
 
     python3 -m venv benchmarks/.venv-litellm

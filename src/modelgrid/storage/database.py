@@ -88,9 +88,16 @@ class Database:
             )
             return
         times = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, sa.DateTime)]
-        if times:
-            rows = [_sqlite_times(row, times) for row in rows]
-        await self._sqlite_insert(conn, table, columns, list(chain.from_iterable(rows)), unique)
+        per = _rows_a_statement(len(columns))
+        # A statement's rows at a time, each statement awaited: a batch of thousands converted
+        # in one go held the event loop for milliseconds, every request in flight with it.
+        for start in range(0, len(rows), per):
+            chunk = rows[start : start + per]
+            if times:
+                chunk = [_sqlite_times(row, times) for row in chunk]
+            await self._sqlite_insert(
+                conn, table, columns, list(chain.from_iterable(chunk)), unique
+            )
 
     async def insert_values(
         self,
@@ -121,13 +128,17 @@ class Database:
         # hands the GIL back and forth with the busy event loop; a flush of 30,000 index rows
         # took seconds under load that way (docs/benchmarks.md).
         names, width = ", ".join(columns), len(columns)
-        per = max(1, min(_SQLITE_ROWS, _SQLITE_VARIABLES // width))
+        per = _rows_a_statement(width)
         one = "(" + ", ".join("?" * width) + ")"
         for start in range(0, len(values), per * width):
             chunk = tuple(values[start : start + per * width])
             marks = ", ".join([one] * (len(chunk) // width))
             sql = f"INSERT INTO {table.name} ({names}) VALUES {marks}{_on_conflict(unique)}"
             await conn.exec_driver_sql(sql, chunk)
+
+
+def _rows_a_statement(width: int) -> int:
+    return max(1, min(_SQLITE_ROWS, _SQLITE_VARIABLES // width))
 
 
 def _postgres_insert(table: sa.Table, columns: Sequence[str], unique: str | None) -> str:
@@ -151,6 +162,9 @@ def _sqlite_times(row: Sequence[Any], times: Sequence[int]) -> tuple[Any, ...]:
     for i in times:
         value = out[i]
         if isinstance(value, datetime):
+            if value.tzinfo is UTC:  # nearly always: cut the "+00:00" off rather than convert
+                out[i] = value.isoformat(" ", "microseconds")[:26]
+                continue
             if value.tzinfo is not None:
                 value = value.astimezone(UTC).replace(tzinfo=None)
             out[i] = value.isoformat(" ", "microseconds")

@@ -102,10 +102,12 @@ class Ledger(Journaled[LedgerEntry]):
         return self._db
 
     async def _insert(self, batch: list[LedgerEntry]) -> None:
-        rows = [_row(entry) for entry in batch]
+        # Rows made a few hundred at a time, each lot's statement awaited before the next:
+        # a whole second's entries converted in one go held the event loop for milliseconds.
+        per = min(self._batch_max, _ROWS_A_LOT)
         async with self._db.begin_write() as conn:
-            for start in range(0, len(rows), self._batch_max):
-                chunk = rows[start : start + self._batch_max]
+            for start in range(0, len(batch), per):
+                chunk = [_row(entry) for entry in batch[start : start + per]]
                 await self._db.insert_new(conn, ledger, _COLUMNS, chunk, unique="request_id")
 
     # Queries see committed entries only: flush() first to include the pending ones. Sums
@@ -205,6 +207,9 @@ def _utc(value: datetime) -> datetime:
     """SQLite stores a datetime's wall-clock digits and drops the offset, and compares them as
     text, so everything crosses into the database in UTC; naive values are taken as UTC."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_ROWS_A_LOT = 250
 
 
 def _row(entry: LedgerEntry) -> tuple[Any, ...]:
