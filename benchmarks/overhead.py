@@ -20,8 +20,13 @@ litellm target needs its own virtualenv, so that litellm's pins never touch the 
     python3 -m venv benchmarks/.venv-litellm
     benchmarks/.venv-litellm/bin/pip install 'litellm[proxy]'
 
+Every target is started first; then each round runs them in turn, so that with ``--rounds 3``
+each target is measured in three stretches of minutes spread over the run, and each ratio is
+taken within a round (then its median over the rounds): a machine whose speed drifts from one
+minute to the next then moves the ratios much less than the absolute figures.
+
 Usage: ``python benchmarks/overhead.py [--targets direct,bare-aiohttp] [--concurrency 1,16,64]
-[--duration 10] [--ttfb 500] [--json]``.
+[--duration 10] [--rounds 1] [--ttfb 500] [--json]``.
 """
 
 from __future__ import annotations
@@ -192,38 +197,103 @@ class FirstByte:
 Failure = (StartError, OSError, httpx.HTTPError, ValueError)
 
 
-def measure(
-    target: Target, origin: str, wrk: str, args: argparse.Namespace, workdir: Path
-) -> tuple[list[Load], FirstByte | None]:
-    def say(text: str) -> None:
-        print(f"[{target.name}] {text}", file=sys.stderr, flush=True)
+@dataclass
+class Running:
+    """A target started against the mock's ``/v1``, ready for load."""
 
+    target: Target
+    url: str
+    lua: Path
+
+
+def say(name: str, text: str) -> None:
+    print(f"[{name}] {text}", file=sys.stderr, flush=True)
+
+
+def start_for_load(
+    names: list[str], origin: str, args: argparse.Namespace, workdir: Path
+) -> tuple[dict[str, Running], list[Load]]:
+    """Every target started at once, so that rounds can take turns among them; a target that
+    fails to start gets failed loads and the others go on."""
+    running: dict[str, Running] = {}
+    failed: list[Load] = []
+    for name in names:
+        target = TARGETS[name]
+        (where := workdir / name).mkdir(exist_ok=True)
+        try:
+            say(name, "starting")
+            base = target.start(f"{origin}/v1", where)
+            check(target, base)
+            running[name] = Running(target, f"{base}/chat/completions", where / "post.lua")
+        except Failure as e:
+            target.stop()
+            failed += [Load(name, c, error=f"{type(e).__name__}: {e}") for c in args.concurrency]
+    return running, failed
+
+
+def load_round(running: dict[str, Running], wrk: str, args: argparse.Namespace) -> list[Load]:
+    """Each running target in turn under each concurrency, its process CPU counted."""
     loads: list[Load] = []
-    try:
-        say("starting")
-        base = target.start(f"{origin}/v1", workdir)
-        check(target, base)
-        url = f"{base}/chat/completions"
-        lua = workdir / "post.lua"
+    for name, r in running.items():
         # Fills pools and lets the target's process settle before anything counts.
-        run_wrk(wrk, url, target, max(args.concurrency), args.warmup, lua)
+        run_wrk(wrk, r.url, r.target, max(args.concurrency), args.warmup, r.lua)
         for conc in args.concurrency:
-            say(f"wrk -c{conc} for {args.duration} s")
-            before = target.procs.cpu_seconds()
-            load = run_wrk(wrk, url, target, conc, args.duration, lua)
-            after = target.procs.cpu_seconds()
-            if target.procs.children and before is not None and after is not None:
+            say(name, f"wrk -c{conc} for {args.duration} s")
+            before = r.target.procs.cpu_seconds()
+            load = run_wrk(wrk, r.url, r.target, conc, args.duration, r.lua)
+            after = r.target.procs.cpu_seconds()
+            if r.target.procs.children and before is not None and after is not None:
                 load.cpu_us = (after - before) / max(load.requests, 1) * 1e6
             loads.append(load)
-    except Failure as e:
-        loads = [Load(target.name, c, error=f"{type(e).__name__}: {e}") for c in args.concurrency]
-    finally:
-        target.stop()
-    if not args.ttfb:
-        return loads, None
+    return loads
+
+
+def median_loads(rounds: list[list[Load]]) -> list[Load]:
+    """Per target and concurrency, the median of each figure over the rounds; a round that
+    failed makes the figure failed."""
+    out: list[Load] = []
+    for first in rounds[0]:
+        runs = [
+            r
+            for each in rounds
+            for r in each
+            if (r.target, r.concurrency) == (first.target, first.concurrency)
+        ]
+        failed = next((r for r in runs if r.error), None)
+        if failed is not None:
+            out.append(failed)
+            continue
+        cpus = [r.cpu_us for r in runs if r.cpu_us is not None]
+        out.append(
+            Load(
+                first.target,
+                first.concurrency,
+                requests_per_s=statistics.median(r.requests_per_s for r in runs),
+                p50_ms=statistics.median(r.p50_ms for r in runs),
+                p99_ms=statistics.median(r.p99_ms for r in runs),
+                requests=sum(r.requests for r in runs),
+                cpu_us=statistics.median(cpus) if cpus else None,
+            )
+        )
+    return out
+
+
+def median_ratios(rounds: list[dict[str, dict[int, float]]]) -> dict[str, dict[int, float]]:
+    """Each ratio's median over the rounds, each round's ratio taken within that round."""
+    out: dict[str, dict[int, float]] = {}
+    for name in rounds[0]:
+        concs = {c for each in rounds for c in each.get(name, {})}
+        out[name] = {
+            c: statistics.median(each[name][c] for each in rounds if c in each.get(name, {}))
+            for c in concs
+        }
+    return out
+
+
+def first_byte(target: Target, origin: str, args: argparse.Namespace, workdir: Path) -> FirstByte:
     first = FirstByte(target.name, args.ttfb)
     try:
-        say(f"time to first byte, {args.ttfb} streamed requests")
+        say(target.name, f"time to first byte, {args.ttfb} streamed requests")
         base = target.start(f"{origin}/stream/v1", workdir)
         samples = time_to_first_byte(f"{base}/chat/completions", target, args.ttfb)
         first.median_ms = statistics.median(samples)
@@ -232,7 +302,7 @@ def measure(
         first.error = f"{type(e).__name__}: {e}"
     finally:
         target.stop()
-    return loads, first
+    return first
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
@@ -243,7 +313,9 @@ def indent(text: str) -> str:
     return text.strip().replace("\n", "\n" + " " * 8)
 
 
-def print_tables(loads: list[Load], firsts: list[FirstByte]) -> None:
+def print_tables(loads: list[Load], firsts: list[FirstByte], rounds: int = 1) -> None:
+    if rounds > 1:
+        print(f"medians of {rounds} rounds, each target in turn in every round")
     print(
         f"{'target':<20}{'conc':>5}{'req/s':>9}{'p50 ms':>10}{'p99 ms':>10}{'+p50':>10}{'+p99':>10}"
         f"{'cpu µs/req':>12}"
@@ -308,6 +380,15 @@ def cpu_ratios(loads: list[Load]) -> dict[str, dict[int, float]]:
     return out
 
 
+def added(loads: list[Load]) -> None:
+    """Each load's latency over calling the mock directly at the same concurrency."""
+    direct = {r.concurrency: r for r in loads if r.target == "direct" and not r.error}
+    for r in loads:
+        if r.concurrency in direct and not r.error:
+            r.added_p50_ms = r.p50_ms - direct[r.concurrency].p50_ms
+            r.added_p99_ms = r.p99_ms - direct[r.concurrency].p99_ms
+
+
 def tool_version(cmd: list[str]) -> str:
     out = subprocess.run(cmd, capture_output=True, text=True)
     return (out.stdout + out.stderr).splitlines()[0].split(" Copyright")[0].strip()
@@ -326,6 +407,12 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--warmup", type=int, default=1, help="seconds of untimed load first")
     parser.add_argument("--ttfb", type=int, default=500, help="streamed requests; 0 skips")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="load runs of every target in turn; figures and ratios are their medians",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     args = parser.parse_args()
     if unknown := set(args.targets) - set(TARGETS):
@@ -333,7 +420,8 @@ def main() -> int:
     nginx, wrk = require_tools()
     # SIGTERM would otherwise end us without the finally blocks that stop the children.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    loads: list[Load] = []
+    rounds: list[list[Load]] = []
+    failed: list[Load] = []
     firsts: list[FirstByte] = []
     versions = {"nginx": tool_version([nginx, "-v"]), "wrk": tool_version([wrk, "-v"])}
     load_before = os.getloadavg()[0]
@@ -344,22 +432,26 @@ def main() -> int:
                 origin = start_mock(nginx, Path(tmp), mock)
             except StartError as e:
                 sys.exit(f"the mock upstream (nginx) did not start: {e}")
-            for name in args.targets:
-                target = TARGETS[name]
-                (workdir := Path(tmp) / name).mkdir()
-                target_loads, first = measure(target, origin, wrk, args, workdir)
-                loads += target_loads
-                firsts += [first] if first else []
-                versions[name] = target.version()
+            running, failed = start_for_load(args.targets, origin, args, Path(tmp))
+            for n in range(args.rounds):
+                print(f"round {n + 1} of {args.rounds}", file=sys.stderr, flush=True)
+                rounds.append(load_round(running, wrk, args))
+            for r in running.values():
+                versions[r.target.name] = r.target.version()
+                r.target.stop()
+            if args.ttfb:
+                for name in args.targets:
+                    (workdir := Path(tmp) / name).mkdir(exist_ok=True)
+                    firsts.append(first_byte(TARGETS[name], origin, args, workdir))
         finally:
             for target in TARGETS.values():
                 target.stop()
             mock.stop()
-    direct = {r.concurrency: r for r in loads if r.target == "direct" and not r.error}
-    for r in loads:
-        if r.concurrency in direct and not r.error:
-            r.added_p50_ms = r.p50_ms - direct[r.concurrency].p50_ms
-            r.added_p99_ms = r.p99_ms - direct[r.concurrency].p99_ms
+    rounds = [each + failed for each in rounds] or [failed]
+    for each in rounds:
+        added(each)
+    loads = median_loads(rounds)
+    added(loads)
     base = next((f for f in firsts if f.target == "direct" and not f.error), None)
     for f in firsts:
         if base and not f.error:
@@ -368,19 +460,25 @@ def main() -> int:
     loadavg = {"before": load_before, "after": os.getloadavg()[0]}
     if args.json:
         config = {"duration_s": args.duration, "concurrency": args.concurrency}
+        config |= {"rounds": args.rounds}
         config |= {"cpus": os.cpu_count(), "loadavg_1min": loadavg}
         result: dict[str, object] = {"config": config, "versions": versions}
         result |= {"load": [asdict(r) for r in loads], "ttfb": [asdict(f) for f in firsts]}
-        result |= {"modelgrid_throughput": ratios(loads)}
-        result |= {"modelgrid_requests_per_cpu_second": cpu_ratios(loads)}
+        result |= {"rounds": [[asdict(r) for r in each] for each in rounds]}
+        result |= {"modelgrid_throughput": median_ratios([ratios(each) for each in rounds])}
+        result |= {
+            "modelgrid_requests_per_cpu_second": median_ratios(
+                [cpu_ratios(each) for each in rounds]
+            )
+        }
         print(json.dumps(result))
     else:
-        print_tables(loads, firsts)
-        for name, by_concurrency in ratios(loads).items():
+        print_tables(loads, firsts, len(rounds))
+        for name, by_concurrency in median_ratios([ratios(each) for each in rounds]).items():
             if by_concurrency:
                 cells = ", ".join(f"{v:.2f}x at {c}" for c, v in sorted(by_concurrency.items()))
                 print(f"\nmodelgrid throughput {name.replace('_', ' ')}: {cells}")
-        for name, by_concurrency in cpu_ratios(loads).items():
+        for name, by_concurrency in median_ratios([cpu_ratios(each) for each in rounds]).items():
             if by_concurrency:
                 cells = ", ".join(f"{v:.2f}x at {c}" for c, v in sorted(by_concurrency.items()))
                 print(f"\nmodelgrid requests per CPU second {name.replace('_', ' ')}: {cells}")
