@@ -74,6 +74,7 @@ def gateway(faults: FaultServer, tmp_path_factory: pytest.TempPathFactory) -> It
             model("slow-start", [deployment(faults.url("slow"), first_token_timeout=0.3)], **fast),
             model("cut", [deployment(faults.url("cut"))], **retry),
             model("badjson", [deployment(faults.url("badjson"))], **fast),
+            model("moved", [deployment(faults.url("status-301"))], **fast),
             model("bad400", [deployment(faults.url("status-400"))], **retry),
             model("auth", [deployment(faults.url("status-401"), api_key_env="FAULT_KEY")], **fast),
             model("nousage", [deployment(faults.url("nousage"))]),
@@ -230,6 +231,7 @@ def test_half_open_breaker_sends_one_probe(gateway: Server, faults: FaultServer)
         ("refused", "connection refused"),
         ("slow", "timed out"),
         ("badjson", "invalid JSON"),
+        ("moved", "redirected the request (HTTP 301)"),
     ],
 )
 def test_upstream_failures_become_502(gateway: Server, model_id: str, words: str) -> None:

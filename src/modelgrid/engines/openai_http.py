@@ -6,8 +6,7 @@ asyncio interface. The HTTP work runs on the client's own thread, outside the GI
 request costs the event loop about a quarter of what aiohttp's pure-Python client did (the
 measurements that chose it are in docs/benchmarks.md). Streams are forwarded piece by piece as
 they arrive. The upstream's key comes from an environment variable and only ever travels in the
-Authorization header (marked sensitive, so no repr shows it): no message, log line or error
-carries it.
+Authorization header: no message, log line or error carries it.
 """
 
 from __future__ import annotations
@@ -75,7 +74,7 @@ class OpenAIEngine(Engine):
             .connect_timeout(timedelta(seconds=s.connect_timeout))
             .max_connections(s.max_connections)
             .pool_idle_timeout(timedelta(seconds=30))
-            # An API that redirects a POST is misconfigured: say so rather than follow it.
+            # An API that redirects a POST is misconfigured: say so (_error) rather than follow.
             .follow_redirects(False)
             # Compressed streams would reach us in the compressor's blocks, not as generated.
             .gzip(False)
@@ -132,7 +131,7 @@ class OpenAIEngine(Engine):
                 start_by = min(deadline, time.monotonic() + s.first_token_timeout)
                 async with asyncio.timeout_at(_loop_deadline(start_by)):
                     response = await stack.enter_async_context(streamed)
-                if response.status >= 400:
+                if response.status >= 300:
                     raise await self._error(response.status, await _read_all(response))
                 async for piece in self._stream(response, chat, deadline):
                     yield piece
@@ -163,7 +162,7 @@ class OpenAIEngine(Engine):
             raise UpstreamError(f"Deployment '{self.name}' failed: {_describe(exc)}.") from None
         finally:
             self._inflight -= 1
-        if response.status >= 400:
+        if response.status >= 300:
             raise await self._error(response.status, raw)
         if (response.get_header("content-type") or "").startswith("text/event-stream"):
             # an upstream that streams whatever it is asked
@@ -198,7 +197,7 @@ class OpenAIEngine(Engine):
             raise UpstreamError(f"Deployment '{self.name}' failed: {_describe(exc)}.") from None
         finally:
             self._inflight -= 1
-        if response.status >= 400:
+        if response.status >= 300:
             raise await self._error(response.status, raw)
         answer = _json(raw, self.name)
         data = answer.get("data")
@@ -244,6 +243,11 @@ class OpenAIEngine(Engine):
         except orjson.JSONDecodeError:
             body = {}
         message = _error_message(body)
+        if status < 400:
+            return UpstreamError(
+                f"Deployment '{self.name}' redirected the request (HTTP {status}); "
+                "set its base_url to the address it redirects to."
+            )
         if status in (400, 422):
             param = (
                 body.get("error", {}).get("param") if isinstance(body.get("error"), dict) else None
