@@ -38,13 +38,18 @@ from ..types import (
     Piece,
     Prepared,
     Tenant,
-    TokenLogprob,
-    TopLogprob,
     Usage,
 )
 from .base import Engine, EngineStats
-
-_FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
+from .openai_wire import (
+    FINISH,
+    error_message,
+    json_object,
+    logprobs_of,
+    read_usage,
+    request_body,
+    whole_answer,
+)
 
 
 class OpenAIEngine(Engine):
@@ -120,7 +125,7 @@ class OpenAIEngine(Engine):
                 streamed = (
                     self._started()
                     .post(self._url(chat))
-                    .body_bytes(_body(request, self._model))
+                    .body_bytes(request_body(request, self._model))
                     .timeout(timedelta(seconds=s.total_timeout))
                     # Nothing read ahead: by default the client holds the response back until
                     # it has buffered 64 KB or the body's end, which for a stream is its end.
@@ -152,7 +157,7 @@ class OpenAIEngine(Engine):
             response = (
                 await self._started()
                 .post(self._url(chat))
-                .body_bytes(_body(request, self._model))
+                .body_bytes(request_body(request, self._model))
                 .timeout(timedelta(seconds=self._settings.total_timeout))
                 .build()
                 .send()
@@ -167,7 +172,7 @@ class OpenAIEngine(Engine):
         if (response.get_header("content-type") or "").startswith("text/event-stream"):
             # an upstream that streams whatever it is asked
             raise UpstreamError(f"Deployment '{self.name}' streamed an answer it was asked whole.")
-        return _whole(_json(raw, self.name), chat)
+        return whole_answer(json_object(raw, self.name), chat)
 
     def _started(self) -> Client:
         assert self._client is not None, "engine not started"
@@ -199,7 +204,7 @@ class OpenAIEngine(Engine):
             self._inflight -= 1
         if response.status >= 300:
             raise await self._error(response.status, raw)
-        answer = _json(raw, self.name)
+        answer = json_object(raw, self.name)
         data = answer.get("data")
         if not isinstance(data, list):
             raise UpstreamError(f"Deployment '{self.name}' sent no embeddings.")
@@ -218,19 +223,19 @@ class OpenAIEngine(Engine):
             data = line[5:].strip()
             if data == b"[DONE]":
                 break
-            event = _json(data, self.name)
+            event = json_object(data, self.name)
             if "error" in event:
-                message = _error_message(event) or "an error event"
+                message = error_message(event) or "an error event"
                 raise UpstreamError(f"Deployment '{self.name}' sent {message}.")
             if event.get("usage"):
-                usage = _usage(event["usage"])
+                usage = read_usage(event["usage"])
             for choice in event.get("choices") or []:
                 text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
-                logprobs = _logprobs(choice.get("logprobs"), chat)
+                logprobs = logprobs_of(choice.get("logprobs"), chat)
                 if text or logprobs:
                     yield Piece(text or "", 1, logprobs)
                 if choice.get("finish_reason"):
-                    finish = _FINISH.get(choice["finish_reason"], "stop")
+                    finish = FINISH.get(choice["finish_reason"], "stop")
         if finish is None:
             # no finish_reason and no [DONE]: the stream was cut, not finished
             raise UpstreamError(f"Deployment '{self.name}' ended the stream early.")
@@ -242,7 +247,7 @@ class OpenAIEngine(Engine):
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
             body = {}
-        message = _error_message(body)
+        message = error_message(body)
         if status < 400:
             return UpstreamError(
                 f"Deployment '{self.name}' redirected the request (HTTP {status}); "
@@ -282,119 +287,6 @@ async def _lines(reader: Any, wait: float, deadline: float) -> AsyncGenerator[by
             yield line
     if pending:
         yield pending
-
-
-def _body(request: GenerationRequest, model: str) -> bytes:
-    return orjson.dumps(_payload(request, model))
-
-
-def _payload(request: GenerationRequest, model: str) -> dict[str, Any]:
-    s = request.sampling
-    body: dict[str, Any] = {"model": request.adapter or model}
-    if request.messages is not None:
-        body["messages"] = request.messages
-    else:
-        body["prompt"] = request.prompt
-    optional = {
-        "max_tokens": s.max_tokens,
-        "temperature": s.temperature,
-        "top_p": s.top_p,
-        "seed": s.seed,
-        "stop": list(s.stop) or None,
-        "presence_penalty": s.presence_penalty or None,
-        "frequency_penalty": s.frequency_penalty or None,
-    }
-    body.update((k, v) for k, v in optional.items() if v is not None)
-    if s.grammar is not None:
-        if s.grammar.kind == "json_schema":
-            schema = {"name": "response", "schema": s.grammar.schema}
-            body["response_format"] = {"type": "json_schema", "json_schema": schema}
-        else:
-            body["response_format"] = {"type": "json_object"}
-    if s.logprobs is not None:
-        if request.messages is not None:
-            body["logprobs"] = True
-            body["top_logprobs"] = s.logprobs
-        else:
-            body["logprobs"] = s.logprobs
-    if request.stream:
-        body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
-    return body
-
-
-def _whole(body: dict[str, Any], chat: bool) -> Piece:
-    try:
-        choice = body["choices"][0]
-        text = (choice.get("message") or {}).get("content") if chat else choice.get("text")
-        usage = _usage(body["usage"]) if body.get("usage") else None
-    except (KeyError, IndexError, TypeError):
-        raise UpstreamError("The upstream's answer is not a completion.") from None
-    finish = _FINISH.get(choice.get("finish_reason") or "stop", "stop")
-    text = text or ""
-    tokens = usage.completion_tokens if usage else max(1, len(text) // 4) if text else 0
-    return Piece(text, tokens, _logprobs(choice.get("logprobs"), chat), finish, usage)
-
-
-def _usage(raw: dict[str, Any]) -> Usage:
-    details = raw.get("prompt_tokens_details")
-    cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    return Usage(
-        int(raw.get("prompt_tokens") or 0),
-        int(raw.get("completion_tokens") or 0),
-        int(cached or raw.get("prompt_cache_hit_tokens") or 0),  # DeepSeek's name for it
-    )
-
-
-def _logprobs(raw: Any, chat: bool) -> list[TokenLogprob]:
-    if not raw:
-        return []
-    if chat:
-        return [
-            TokenLogprob(
-                token=t["token"],
-                logprob=t["logprob"],
-                bytes=t.get("bytes") or list(t["token"].encode()),
-                top=[
-                    TopLogprob(
-                        a["token"], a["logprob"], a.get("bytes") or list(a["token"].encode())
-                    )
-                    for a in t.get("top_logprobs") or []
-                ],
-            )
-            for t in raw.get("content") or []
-        ]
-    tops = raw.get("top_logprobs") or [None] * len(raw.get("tokens") or [])
-    return [
-        TokenLogprob(
-            token=token,
-            logprob=logprob,
-            bytes=list(token.encode()),
-            top=[TopLogprob(k, v, list(k.encode())) for k, v in (top or {}).items()],
-        )
-        for token, logprob, top in zip(
-            raw.get("tokens") or [], raw.get("token_logprobs") or [], tops, strict=False
-        )
-    ]
-
-
-def _json(data: bytes, name: str) -> dict[str, Any]:
-    try:
-        value = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(f"Deployment '{name}' sent invalid JSON.") from None
-    if not isinstance(value, dict):
-        raise UpstreamError(f"Deployment '{name}' sent JSON that is not an object.")
-    return value
-
-
-def _error_message(body: Any) -> str | None:
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return str(error["message"])
-    if isinstance(error, str):
-        return error
-    return None
 
 
 def _describe(exc: BaseException) -> str:
