@@ -5,6 +5,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# llama.cpp for x86-64 with AVX2, FMA and F16C rather than -march=native: on a CPU that
+# reports AMX, a native build compiles AMX kernels, and where the kernel or the hypervisor does
+# not let the process use AMX the first generation dies of a general protection fault. pip
+# caches the wheel it builds, so the one it caches must run on the next machine too. (On other
+# architectures these x86 options are ignored.)
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 
 .PHONY: serve test lint bench clean
 
@@ -14,7 +20,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	@echo "Installing ModelGrid and its dependencies (the first build of llama-cpp-python takes several minutes)..."
-	$(BIN)/python -m pip install --quiet --progress-bar off -e '.[dev]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet --progress-bar off -e '.[dev]'
 	touch $(STAMP)
 
 serve: $(STAMP)
