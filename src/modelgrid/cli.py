@@ -42,6 +42,7 @@ def serve(config: str | None, host: str | None, port: int | None, workers: int |
     import uvicorn
 
     from .app import announce_admin_key, app_from_environment, bootstrap, create_app
+    from .http_protocol import HttpProtocol
     from .logs import configure_logging
     from .storage.database import Database
     from .storage.keys import KeyStore
@@ -68,6 +69,7 @@ def serve(config: str | None, host: str | None, port: int | None, workers: int |
         "log_config": None,
         "access_log": False,
         "timeout_graceful_shutdown": 10,
+        "http": HttpProtocol,  # a response's head and body in one write
     }
     if settings.workers == 1:
         uvicorn.run(create_app(settings), **common)
