@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from modelgrid.storage import database
 from modelgrid.storage.database import Database
 from modelgrid.storage.tables import provenance_index
 
@@ -41,23 +42,24 @@ async def test_insert_new_takes_many_rows_and_skips_the_stored_ones(db: Database
     assert rows == {(k, k % 7) for k in range(2500)}
 
 
-async def test_insert_values_takes_rows_flat(db: Database) -> None:
-    # The provenance index's rows come flat, from an int64 array: 64-bit values, more rows
-    # than one SQLite statement takes, some already stored.
+async def test_insert_array_takes_integer_rows_in_any_number_of_statements(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The provenance index's rows, from an int64 array: 64-bit values at both ends, more rows
+    # than one statement takes, some already stored, none at all.
+    monkeypatch.setattr(database, "_JSON_ROWS", 400)
     keys = np.array([-(2**63), -1, 0, 1, 2**63 - 1] * 300, dtype=np.int64)
     rows = np.column_stack((keys, np.arange(len(keys), dtype=np.int64)))
     columns = ("band_key", "ref")
     async with db.begin_write() as conn:
-        await db.insert_values(
-            conn, provenance_index, columns, rows.ravel().tolist(), "band_key, ref"
-        )
-        await db.insert_values(
-            conn, provenance_index, columns, rows[:7].ravel().tolist(), "band_key, ref"
-        )
+        await db.insert_array(conn, provenance_index, columns, rows, "band_key, ref")
+        await db.insert_array(conn, provenance_index, columns, rows[:7], "band_key, ref")
+        await db.insert_array(conn, provenance_index, columns, rows[:0], "band_key, ref")
         await db.insert_new(conn, provenance_index, columns, [[5, -5], (6, -6)], "band_key, ref")
     async with db.engine.connect() as conn:
         stored = set((await conn.execute(sa.select(provenance_index))).all())
     assert stored == {(k, r) for k, r in rows.tolist()} | {(5, -5), (6, -6)}
+    assert all(type(k) is int and type(r) is int for k, r in stored)
 
 
 async def test_writers_take_turns_and_all_commit(db: Database) -> None:

@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -144,21 +146,18 @@ class ContentStore(Journaled[StoredContent]):
             await self._insert_rows(conn, rows, index)
 
     async def _insert_rows(
-        self, conn: AsyncConnection, rows: list[tuple[Any, ...]], index: list[int]
+        self, conn: AsyncConnection, rows: list[tuple[Any, ...]], index: npt.NDArray[np.int64]
     ) -> None:
-        """``index`` is flat: band key, ref, band key, ref, …"""
+        """``index``: a row per line, band key and ref (``index_array``'s)."""
         await self._db.insert_new(conn, stored_contents, _COLUMNS, rows, unique="content_id")
-        if index:
-            await self._db.insert_values(
-                conn, provenance_index, INDEX_COLUMNS, index, unique=INDEX_KEY
-            )
+        await self._db.insert_array(conn, provenance_index, INDEX_COLUMNS, index, unique=INDEX_KEY)
 
-    def _rows(self, batch: list[StoredContent]) -> tuple[list[tuple[Any, ...]], list[int]]:
-        """In a thread: the rows, and the index flat, down to the Python ints the drivers
-        take (making 64-bit ints is most of ``tolist``'s cost, kept off the event loop)."""
+    def _rows(
+        self, batch: list[StoredContent]
+    ) -> tuple[list[tuple[Any, ...]], npt.NDArray[np.int64]]:
+        """In a thread: the rows, and their provenance index rows."""
         responses = [(c.content_id, c.choices, c.label) for c in batch]
-        index: list[int] = index_array(self.hasher, responses).ravel().tolist()
-        return [_row(content) for content in batch], index
+        return [_row(content) for content in batch], index_array(self.hasher, responses)
 
 
 def as_utc(value: datetime) -> datetime:

@@ -10,6 +10,9 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -99,22 +102,39 @@ class Database:
                 conn, table, columns, list(chain.from_iterable(chunk)), unique
             )
 
-    async def insert_values(
+    async def insert_array(
         self,
         conn: AsyncConnection,
         table: sa.Table,
         columns: Sequence[str],
-        values: list[Any],
+        rows: npt.NDArray[np.int64],
         unique: str | None = None,
     ) -> None:
-        """``insert_new`` for rows given flat, one after another in ``values`` (an integer
-        array's ``ravel().tolist()``): tens of thousands of rows a flush (the provenance
-        index's) then cost no Python object a row, and no collector passes over them."""
-        if not self.is_sqlite:
-            rows = list(zip(*[iter(values)] * len(columns), strict=True))
-            await conn.exec_driver_sql(_postgres_insert(table, columns, unique), rows)
+        """``insert_new`` for integer rows given as an array (a row per line, a column per
+        ``columns``): the provenance index's tens of thousands a flush.
+
+        SQLite gets each statement's rows as one JSON text, which it unpacks itself
+        (``json_each``) in C, outside the GIL. Bound one by one, the integers were converted
+        in the driver's thread while it held the GIL, in the switch interval's turns against
+        the requests in flight: this way, +6% throughput under load and p90 at concurrency 1
+        1.16 → 0.92 ms (docs/benchmarks.md). PostgreSQL takes them as tuples, made in a
+        thread."""
+        if not len(rows):
             return
-        await self._sqlite_insert(conn, table, columns, values, unique)
+        if not self.is_sqlite:
+            tuples = await asyncio.to_thread(_tuples, rows)
+            await conn.exec_driver_sql(_postgres_insert(table, columns, unique), tuples)
+            return
+        picks = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(columns)))
+        # "WHERE true": without a WHERE, SQLite would read ON CONFLICT as part of the join.
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {picks} "
+            f"FROM json_each(?) WHERE true{_on_conflict(unique)}"
+        )
+        for start in range(0, len(rows), _JSON_ROWS):
+            chunk = np.ascontiguousarray(rows[start : start + _JSON_ROWS])
+            text = orjson.dumps(chunk, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+            await conn.exec_driver_sql(sql, (text,))
 
     async def _sqlite_insert(
         self,
@@ -137,6 +157,12 @@ class Database:
             await conn.exec_driver_sql(sql, chunk)
 
 
+def _tuples(rows: npt.NDArray[np.int64]) -> list[tuple[int, ...]]:
+    # Flat first: one list of ints, rather than a list a row.
+    values: list[int] = rows.ravel().tolist()
+    return list(zip(*[iter(values)] * rows.shape[1], strict=True))
+
+
 def _rows_a_statement(width: int) -> int:
     return max(1, min(_SQLITE_ROWS, _SQLITE_VARIABLES // width))
 
@@ -152,6 +178,7 @@ def _on_conflict(unique: str | None) -> str:
 
 _SQLITE_ROWS = 500  # rows a statement
 _SQLITE_VARIABLES = 32_000  # under SQLite's limit on parameters a statement (32,766)
+_JSON_ROWS = 50_000  # rows a statement as JSON (about 2 MB of text)
 
 
 def _sqlite_times(row: Sequence[Any], times: Sequence[int]) -> tuple[Any, ...]:
