@@ -30,7 +30,7 @@ class HeadWithBody:
 
     def write(self, data: bytes) -> None:
         if self._held:
-            data, self._held = self._held + data, b""
+            data, self._held = b"".join((self._held, data)), b""  # any bytes-like body
             self._transport.write(data)
         elif data.startswith(b"HTTP/"):
             # A body chunk that happens to start so is held too: it still goes out in order,
