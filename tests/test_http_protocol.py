@@ -18,10 +18,10 @@ class Recorder:
     """What uvicorn sees of a transport, recording what is written."""
 
     def __init__(self) -> None:
-        self.writes: list[bytes] = []
+        self.writes: list[bytes | memoryview] = []
         self.closed = False
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self.writes.append(data)
 
     def is_closing(self) -> bool:
@@ -57,8 +57,8 @@ async def test_a_head_with_nothing_after_it_goes_out_at_the_end_of_the_turn() ->
     await next_turn()
     assert recorder.writes == [HEAD]
     transport.write(b"data: 1\n\n")  # a stream's chunks after it go as they come
-    transport.write(b"data: 2\n\n")
-    assert recorder.writes == [HEAD, b"data: 1\n\n", b"data: 2\n\n"]
+    transport.write(memoryview(b"data: 2\n\n"))
+    assert recorder.writes == [HEAD, b"data: 1\n\n", memoryview(b"data: 2\n\n")]
 
 
 async def test_closing_sends_a_held_head_first() -> None:

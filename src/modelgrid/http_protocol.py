@@ -28,11 +28,11 @@ class HeadWithBody:
         self._loop = loop
         self._held = b""
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._held:
             data, self._held = b"".join((self._held, data)), b""  # any bytes-like body
             self._transport.write(data)
-        elif data.startswith(b"HTTP/"):
+        elif isinstance(data, bytes) and data.startswith(b"HTTP/"):  # uvicorn's heads: bytes
             # A body chunk that happens to start so is held too: it still goes out in order,
             # at the latest at the end of this turn.
             self._held = data
