@@ -8,7 +8,7 @@ import pytest
 
 from modelgrid.review.config import PolicySettings
 from modelgrid.review.policy import compile_policy
-from modelgrid.review.screen import OutputFilter, _unsplit, screen
+from modelgrid.review.screen import SCAN_EVERY, SCAN_WAIT, OutputFilter, _unsplit, screen
 from modelgrid.review.terms import Term, TermMatcher
 from modelgrid.review.verdict import Action, Policy
 
@@ -57,6 +57,23 @@ def test_personal_information_split_across_chunks_is_masked(size: int) -> None:
     assert "0013" not in shown and "bob.lee@" not in shown
     assert "b*****e@example.cn" in shown and "7893" in shown
     assert review.verdict.action is Action.MASK
+
+
+def test_a_stream_shows_its_first_words_as_soon_as_they_are_settled() -> None:
+    review = OutputFilter(MATCHER, output_policy())
+    assert review.feed("Hello") == ""  # may still grow into an e-mail address
+    assert review.feed(" there") == "Hello "
+
+
+def test_after_its_first_words_a_stream_is_judged_by_size_or_by_time() -> None:
+    now = [0.0]
+    review = OutputFilter(MATCHER, output_policy(), clock=lambda: now[0])
+    assert review.feed("One ") == "One "
+    now[0] = SCAN_WAIT / 2
+    assert review.feed("two ") == ""  # neither SCAN_EVERY characters nor SCAN_WAIT yet
+    now[0] = SCAN_WAIT
+    assert review.feed("three ") == "two three "
+    assert review.feed("x" * SCAN_EVERY + " ") == "x" * SCAN_EVERY + " "
 
 
 def test_a_flagged_term_passes_and_is_marked_for_review() -> None:

@@ -123,6 +123,33 @@ def test_stream_finds_what_the_whole_text_holds_however_it_is_cut(matcher: TermM
         assert sorted((h.term, h.start, h.end) for h in hits) == sorted(whole), chunks
 
 
+def test_stream_carries_over_only_a_tail_that_may_begin_a_term(matcher: TermMatcher) -> None:
+    scanner = StreamScanner(matcher)
+    scanner.feed("the weather is fine")  # no tail of its fold begins a term
+    assert scanner.settled == len("the weather is fine")
+    scanner.feed(" and money la")
+    assert scanner.settled == len("the weather is fine and ")  # "money la..." may go on
+    scanner.feed("ter, the s")
+    assert scanner.settled == len("the weather is fine and money later, the ")
+    scanner.feed("ea, a s")  # "as" may become "ass"
+    assert scanner.settled == len("the weather is fine and money later, the sea, ")
+
+
+def test_stream_with_near_misses_finds_what_the_whole_text_holds(matcher: TermMatcher) -> None:
+    # Texts full of terms' beginnings, whole terms and words around them: the carry-over is
+    # short, and must still reach back as far as any hit to come.
+    pieces = ["sc", "a", "m", "s", "ass", " ", "-", "money", " laun", "dering", "电信", "诈", "骗"]
+    rng = random.Random(11)
+    for _ in range(300):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 30)))
+        whole = sorted((h.term, h.start, h.end) for h in matcher.find(text))
+        cuts = sorted(set(rng.choices(range(1, max(2, len(text))), k=rng.randint(0, 8))))
+        chunks = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+        scanner = StreamScanner(matcher)
+        hits = [h for c in chunks for h in scanner.feed(c)] + scanner.finish()
+        assert sorted((h.term, h.start, h.end) for h in hits) == whole, chunks
+
+
 def test_load_plain_and_csv(tmp_path: Path) -> None:
     plain = tmp_path / "t.txt"
     plain.write_text("# comment\nscam\tA.4.7\n\n杀猪盘\n", encoding="utf-8")

@@ -9,6 +9,8 @@ stops the stream there: what was released stays released, nothing after it is.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .normalise import fold
@@ -23,10 +25,15 @@ _NUMBER_STRING = "0123456789" + "".join(chr(0xFF10 + d) for d in range(10)) + " 
 _WORD_CHARACTERS = LOCAL_PART | {"@"}
 _WORD_STRING = "".join(sorted(_WORD_CHARACTERS))
 
-# Characters judged at once in a stream (about eight tokens, a sixth of a second at 50 tokens
-# a second): what a client waits for at most beyond the carry-over, in return for a fraction
-# of the scans. Each judgement costs about the same whatever its length (docs/benchmarks.md).
-SCAN_EVERY = 32
+# A stream is judged SCAN_WAIT seconds after its last judgement, or sooner once SCAN_EVERY
+# characters are new: a local model at 50 tokens a second moves every twentieth of a second,
+# about four tokens at a time, and only a stream faster than about 300 tokens a second is
+# judged by size. Each judgement costs about the same whatever its length
+# (docs/benchmarks.md): twenty a second at most for a slow stream, one per SCAN_EVERY
+# characters for a fast one. Until its first text is released every piece is judged: the
+# time to first token is what a client notices most.
+SCAN_EVERY = 64
+SCAN_WAIT = 0.05
 
 ALLOWED = Verdict(Action.ALLOW, (), False, ())
 
@@ -69,12 +76,14 @@ class OutputFilter:
 
     matcher: TermMatcher
     policy: Policy
+    clock: Callable[[], float] = time.monotonic
     refused: Verdict | None = None
     _scanner: StreamScanner = field(init=False)
     _new: str = ""  # received, not yet judged
     _held: str = ""  # judged, not yet released (the carry-over, a number that may grow)
     _released: int = 0  # stream offset of _held[0]
     _last: str = ""  # the last character released, for detectors' left boundaries
+    _judged: float = 0.0  # clock() at the last judgement
     _verdicts: list[Verdict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -85,9 +94,14 @@ class OutputFilter:
         return combined(self._verdicts)
 
     def feed(self, text: str) -> str:
-        # Called once a token: kept to an append and a comparison (docs/benchmarks.md).
+        # Called once a token: kept to an append, comparisons and a clock read
+        # (docs/benchmarks.md).
         self._new += text
-        if len(self._new) < SCAN_EVERY or self.refused is not None:
+        if self.refused is not None or (
+            len(self._new) < SCAN_EVERY
+            and self._released
+            and self.clock() - self._judged < SCAN_WAIT
+        ):
             return ""
         return self._judge_new()
 
@@ -104,6 +118,7 @@ class OutputFilter:
         """Judges what arrived since the last judgement and releases what is then settled.
         Nothing unjudged is released."""
         batch, self._new = self._new, ""
+        self._judged = self.clock()
         held = self._held = self._held + batch
         scanner = self._scanner
         hits = scanner.feed(batch)

@@ -38,6 +38,7 @@ Progress = Callable[[int, int], None]
 # Operators' lists often have no risk column; A.1.8 is the standard's catch-all.
 DEFAULT_RISK = "A.1.8"
 _PROGRESS_EVERY = 1000
+WINDOW = 4  # characters of the runs a stream's carry-over is checked against (StreamScanner)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +104,16 @@ class TermMatcher:
         self.automaton = ahocorasick_rs.AhoCorasick(self._keys) if self._keys else None
         prepare()  # here, where loading already takes its time
         self.size = len(by_key)
-        # Longest normalised term: how much text a stream must carry over between chunks.
+        # Longest normalised term: the most text a stream may carry over between chunks.
         self.max_len = max((len(k) for k in by_key), default=0)
+        # Every term's every prefix: a stream carries over only the longest folded tail that
+        # could still grow into a term, usually a few characters rather than max_len. Every
+        # run of up to WINDOW characters in a term: where a tail's first WINDOW characters
+        # are none, neither it nor any longer tail begins a term, so the search stops there.
+        self.prefixes = frozenset(k[:n] for k in by_key for n in range(1, len(k) + 1))
+        self.windows = frozenset(
+            k[i:j] for k in by_key for i in range(len(k)) for j in range(i + 1, i + WINDOW + 1)
+        )
 
     @classmethod
     def from_file(cls, path: str | Path, progress: Progress | None = None) -> TermMatcher:
@@ -154,12 +163,14 @@ class TermMatcher:
 class StreamScanner:
     """Scans streamed chunks; catches terms split across chunks and reports each hit once.
 
-    Between chunks it keeps a carry-over: the shortest tail of the stream that folds into the
-    longest term's length, where any hit still to come that reaches back into old text
-    starts. Beside it is kept what each of its characters folds into (``fold_each``), so a
-    chunk costs one table look-up a character, one automaton pass over carry and chunk, and
-    one pattern match to find the next carry-over; only when the pass finds something are
-    positions mapped back and boundaries judged.
+    Between chunks it keeps a carry-over: the shortest tail of the stream whose fold holds
+    the longest folded tail that is a prefix of some term, where any hit still to come that
+    reaches back into old text starts (a hit awaiting its right boundary ends the fold, so it
+    is such a prefix too). Beside it is kept what each of its characters folds into
+    (``fold_each``), so a chunk costs one table look-up a character, one automaton pass over
+    carry and chunk, at most ``max_len`` set look-ups and one pattern match to find the next
+    carry-over; only when the pass finds something are positions mapped back and boundaries
+    judged. Text before the carry-over is settled: a stream shows it.
     """
 
     def __init__(self, matcher: TermMatcher) -> None:
@@ -169,11 +180,12 @@ class StreamScanner:
         self._base = 0  # stream offset of _buf[0]
         self._prev = ""  # original character just before _buf
         self._seen: set[tuple[int, int, str]] = set()
-        # Matches the reversed fold_each over the carry: max_len characters that fold into
-        # something, with what folds into nothing between them (separators before the
-        # carry's first letter belong to no hit, so it starts on a letter). Unrolled and
-        # possessive, it runs in 0.4 µs where ``(?:\x00*[^\x00]){27}`` took 1.1.
-        self._carry = re.compile(f"{DROPPED}*+[^{DROPPED}]" * matcher.max_len)
+        # _carries[n] matches the reversed fold_each over a carry of n folded characters: n
+        # characters that fold into something, with what folds into nothing between them
+        # (separators before the carry's first letter belong to no hit, so it starts on a
+        # letter). Unrolled and possessive, it runs in 0.4 µs where
+        # ``(?:\x00*[^\x00]){27}`` took 1.1. Compiled as first needed.
+        self._carries: dict[int, re.Pattern[str]] = {}
 
     def feed(self, chunk: str) -> list[Hit]:
         # Called once a judgement, so written out in one piece (docs/benchmarks.md).
@@ -183,13 +195,27 @@ class StreamScanner:
         automaton = self._matcher.automaton
         found = automaton is not None and automaton.find_matches_as_indexes(folded)
         hits = self._report(final=False) if found else []
-        # Deferred hits (awaiting a right boundary) are no longer than max_len, so stay too.
+        # The longest folded tail that some term begins with, walked back from the end; a
+        # tail may begin a term where a shorter one begins none, so the walk goes on until a
+        # window at the tail's start occurs in no term (0.8 µs, where trying every tail up to
+        # max_len took 3).
+        matcher, size, keep = self._matcher, len(folded), 0
+        prefixes, windows = matcher.prefixes, matcher.windows
+        for length in range(1, min(size, matcher.max_len) + 1):
+            start = size - length
+            if folded[start : start + WINDOW] not in windows:
+                break
+            if folded[start:] in prefixes:
+                keep = length
         # A character that folds into several counts as one here: the carry may be longer
         # than it must, never shorter.
-        carry = self._carry.match(each[::-1])
-        if carry is None:  # all of it folds into fewer than max_len characters
+        pattern = self._carries.get(keep)
+        if pattern is None:
+            pattern = self._carries[keep] = re.compile(f"{DROPPED}*+[^{DROPPED}]" * keep)
+        carry = pattern.match(each[::-1])
+        if carry is None:  # all of it folds into fewer than keep characters
             return hits
-        cut = len(buf) - carry.end()
+        cut = len(buf) - (carry.end() if keep else 0)
         if cut > 0:
             self._prev = buf[cut - 1]
             self._buf = buf[cut:]
