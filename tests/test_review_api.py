@@ -18,7 +18,7 @@ from modelgrid.audit.keys import PublicKey
 from modelgrid.audit.receipt import verify_receipt
 from modelgrid.review.config import DEFAULT_REFUSAL
 
-from .faults import FaultServer
+from .faults import DRIP_SECONDS, TEXT, FaultServer
 from .services import Server, run_server
 
 TERMS = "bomb making\tA.1.4\nphishing\tA.4.7\n"
@@ -53,6 +53,12 @@ max_retries = 0
 [[models.reverse.deployments]]
 engine = "openai"
 base_url = "{faults.url("reverse")}"
+
+[models.drip]
+max_retries = 0
+[[models.drip.deployments]]
+engine = "openai"
+base_url = "{faults.url("drip")}"
 
 [models.smollm2-135m-instruct]
 n_ctx = 1024
@@ -107,6 +113,22 @@ def test_a_term_split_across_stream_chunks_never_reaches_the_client(client: open
     assert finish == "content_filter"
     assert "bom" not in shown
     assert shown and safe.startswith(shown)  # what came before the term was released
+
+
+def test_a_reviewed_stream_moves_as_the_upstream_sends_it(client: openai.OpenAI) -> None:
+    # The upstream sends a word every DRIP_SECONDS. Each is shown once the next one starts
+    # (until then it may still grow into an e-mail address): one word behind, never the
+    # whole answer at the end.
+    started = time.monotonic()
+    arrivals: list[tuple[float, str]] = []
+    for chunk in ask(client, "Hello", model="drip", stream=True):  # type: ignore[attr-defined]
+        if chunk.choices and chunk.choices[0].delta.content:
+            arrivals.append((time.monotonic() - started, chunk.choices[0].delta.content))
+    # (then the plan's explicit label, the server's own text)
+    assert "".join(text for _, text in arrivals).startswith("".join(TEXT))
+    assert arrivals[0][1] == "Hello "
+    assert len(arrivals) >= len(TEXT) - 1
+    assert arrivals[-1][0] - arrivals[0][0] >= (len(TEXT) - 2) * DRIP_SECONDS * 0.8
 
 
 def test_a_refused_whole_answer_is_replaced_by_the_refusal(client: openai.OpenAI) -> None:
