@@ -1,0 +1,177 @@
+"""Whether ModelGrid's memory grows with the requests it serves (DESIGN.md lists "memory that
+grows per request" among the failures of other gateways not to repeat).
+
+One ``modelgrid serve`` with every pipeline step on (as ``overhead.py``'s ModelGrid target:
+plans with limits, quotas and credits, the ledger, review, labels, the audit log, stored
+conversations, metrics, the access log at ``info``) in front of the nginx mock, under ``wrk``
+at one concurrency for several slices in a row. Requests alternate between a plain and a
+streamed completion and rotate over ``--keys`` organisations' keys, so per-key state (limits,
+quotas, counters) is exercised for many callers, not one. After each slice the server's
+resident set (VmRSS, from /proc) is read; the first slice is the warm-up (caches, pools, the
+allocator's arenas), and the growth from its end to the last slice's, per request served in
+between, is the figure reported. Python's allocator keeps freed arenas for reuse, so a flat
+line is what a server without a leak shows; a leak of even 100 bytes a request shows as tens
+of megabytes.
+
+Usage: ``python benchmarks/soak.py [--slices 8] [--seconds 15] [--concurrency 16]
+[--keys 50] [--json]``. Needs nginx and wrk (``apt-get install nginx wrk``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+# Run as a script, this file's folder is on sys.path but the repository root is not.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.overhead import require_tools
+from benchmarks.overhead_targets import Processes, request_body, start_mock, start_modelgrid
+
+ADMIN_KEY = "mg-soak-admin-0123456789"
+
+
+@dataclass
+class Slice:
+    seconds: int
+    requests: int
+    failed: int
+    rss_mb: float
+
+
+def config(workdir: Path, origin: str) -> Path:
+    path = workdir / "modelgrid.toml"
+    path.write_text(
+        f'host = "127.0.0.1"\ndata_dir = {json.dumps(str(workdir / "data"))}\n'
+        'log_level = "info"\nmetering = true\nstarting_credits = 1000000000.0\n'
+        "[plans.free]\nrequests_per_minute = 1000000000\nmax_concurrency = 1000000\n"
+        "tokens_per_minute = 1000000000000\ndaily_tokens = 1000000000000\n"
+        "monthly_tokens = 1000000000000\nbilled = true\n"
+        # The mock's plain answer is under /v1 and its streamed one under /stream/v1: one
+        # model for each.
+        f'[models.m]\nengine = "openai"\nbase_url = {json.dumps(origin + "/v1")}\n'
+        "prices = { input = 0.27, output = 1.1 }\n"
+        f'[models.s]\nengine = "openai"\nbase_url = {json.dumps(origin + "/stream/v1")}\n'
+        "prices = { input = 0.27, output = 1.1 }\n"
+    )
+    return path
+
+
+def create_keys(path: Path, count: int) -> list[str]:
+    env = os.environ | {"MODELGRID_ADMIN_KEY": ADMIN_KEY}
+    cmd = [sys.executable, "-m", "modelgrid", "keys", "create", "--config", str(path)]
+    return [
+        subprocess.run(
+            [*cmd, "--org", f"soak-{n}"], capture_output=True, text=True, check=True, env=env
+        ).stdout.strip()
+        for n in range(count)
+    ]
+
+
+def wrk_script(path: Path, keys: list[str]) -> None:
+    """Each request takes the next key and alternates between the two models."""
+    bodies = [request_body("m"), request_body("s", stream=True)]
+    path.write_text(
+        f"local keys = {{{', '.join(json.dumps(k) for k in keys)}}}\n"
+        f"local bodies = {{{', '.join(json.dumps(b) for b in bodies)}}}\n"
+        "local n = 0\n"
+        "request = function()\n"
+        "  n = n + 1\n"
+        "  local headers = {}\n"
+        '  headers["Content-Type"] = "application/json"\n'
+        '  headers["Authorization"] = "Bearer " .. keys[n % #keys + 1]\n'
+        '  return wrk.format("POST", nil, headers, bodies[n % 2 + 1])\n'
+        "end\n"
+    )
+
+
+def rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+    assert found is not None
+    return int(found[1]) / 1024
+
+
+def run_slice(wrk: str, url: str, lua: Path, conc: int, seconds: int, pid: int) -> Slice:
+    cmd = [wrk, "-t1", f"-c{conc}", f"-d{seconds}s", "--timeout", "10s", "-s", str(lua), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    count = re.search(r"^\s*(\d+) requests in", out, re.M)
+    if count is None:
+        raise SystemExit("could not read wrk's output:\n" + out)
+    failed = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    if errors := re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    ):
+        failed += sum(int(n) for n in errors.groups())
+    return Slice(seconds, int(count[1]), failed, rss_mb(pid))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--slices", type=int, default=8)
+    parser.add_argument("--seconds", type=int, default=15, help="seconds per slice")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--keys", type=int, default=50, help="organisations, one key each")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead")
+    args = parser.parse_args()
+    if args.slices < 2:
+        parser.error("--slices must be at least 2: the first is the warm-up")
+    nginx, wrk = require_tools()
+    procs = Processes()
+    with tempfile.TemporaryDirectory(prefix="modelgrid-soak-") as tmp:
+        workdir = Path(tmp)
+        try:
+            (workdir / "mock").mkdir()
+            origin = start_mock(nginx, workdir / "mock", procs)
+            path = config(workdir, origin)
+            base = start_modelgrid(procs, path, ADMIN_KEY, workdir / "modelgrid.log")
+            server = procs.children[-1][0].pid
+            lua = workdir / "soak.lua"
+            wrk_script(lua, create_keys(path, args.keys))
+            started = rss_mb(server)
+            slices = []
+            for n in range(args.slices):
+                done = run_slice(
+                    wrk, base + "/chat/completions", lua, args.concurrency, args.seconds, server
+                )
+                slices.append(done)
+                if not args.json:
+                    print(
+                        f"slice {n + 1}: {done.requests:,} requests ({done.failed} failed), "
+                        f"RSS {done.rss_mb:.1f} MB",
+                        file=sys.stderr,
+                    )
+        finally:
+            procs.stop()
+    measured = sum(s.requests for s in slices[1:])
+    growth = slices[-1].rss_mb - slices[0].rss_mb
+    result = {
+        "concurrency": args.concurrency,
+        "keys": args.keys,
+        "rss_mb_at_start": round(started, 1),
+        "slices": [asdict(s) for s in slices],
+        "requests_after_warmup": measured,
+        "failed": sum(s.failed for s in slices),
+        "rss_growth_mb": round(growth, 1),
+        "bytes_per_request": round(growth * 1024 * 1024 / measured, 1) if measured else None,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"\nRSS at start {started:.1f} MB, after the warm-up slice {slices[0].rss_mb:.1f} MB")
+    print(
+        f"after {measured:,} more requests: {slices[-1].rss_mb:.1f} MB "
+        f"({growth:+.1f} MB, {result['bytes_per_request']:+} bytes a request); "
+        f"{result['failed']} failed"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
