@@ -25,8 +25,12 @@ each target is measured in three stretches of minutes spread over the run, and e
 taken within a round (then its median over the rounds): a machine whose speed drifts from one
 minute to the next then moves the ratios much less than the absolute figures.
 
+With ``--stream`` the load is streamed requests instead, against targets started on
+``/stream/v1`` (nine content events, a finish and a usage event, then ``[DONE]``): what a
+gateway costs per stream rather than per plain answer.
+
 Usage: ``python benchmarks/overhead.py [--targets direct,bare-aiohttp] [--concurrency 1,16,64]
-[--duration 10] [--rounds 1] [--ttfb 500] [--json]``.
+[--duration 10] [--rounds 1] [--ttfb 500] [--stream] [--json]``.
 """
 
 from __future__ import annotations
@@ -94,10 +98,12 @@ class Load:
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def run_wrk(wrk: str, url: str, target: Target, conc: int, seconds: int, lua: Path) -> Load:
+def run_wrk(
+    wrk: str, url: str, target: Target, conc: int, seconds: int, lua: Path, stream: bool = False
+) -> Load:
     lua.write_text(
         'wrk.method = "POST"\n'
-        f"wrk.body = {json.dumps(request_body(target.model))}\n"
+        f"wrk.body = {json.dumps(request_body(target.model, stream))}\n"
         'wrk.headers["Content-Type"] = "application/json"\n'
         f'wrk.headers["Authorization"] = "Bearer {target.key}"\n'
     )
@@ -222,8 +228,8 @@ def start_for_load(
         (where := workdir / name).mkdir(exist_ok=True)
         try:
             say(name, "starting")
-            base = target.start(f"{origin}/v1", where)
-            check(target, base)
+            base = target.start(f"{origin}{'/stream/v1' if args.stream else '/v1'}", where)
+            check(target, base, args.stream)
             running[name] = Running(target, f"{base}/chat/completions", where / "post.lua")
         except Failure as e:
             target.stop()
@@ -236,11 +242,11 @@ def load_round(running: dict[str, Running], wrk: str, args: argparse.Namespace) 
     loads: list[Load] = []
     for name, r in running.items():
         # Fills pools and lets the target's process settle before anything counts.
-        run_wrk(wrk, r.url, r.target, max(args.concurrency), args.warmup, r.lua)
+        run_wrk(wrk, r.url, r.target, max(args.concurrency), args.warmup, r.lua, args.stream)
         for conc in args.concurrency:
             say(name, f"wrk -c{conc} for {args.duration} s")
             before = r.target.procs.cpu_seconds()
-            load = run_wrk(wrk, r.url, r.target, conc, args.duration, r.lua)
+            load = run_wrk(wrk, r.url, r.target, conc, args.duration, r.lua, args.stream)
             after = r.target.procs.cpu_seconds()
             if r.target.procs.children and before is not None and after is not None:
                 load.cpu_us = (after - before) / max(load.requests, 1) * 1e6
@@ -413,6 +419,11 @@ def main() -> int:
         default=1,
         help="load runs of every target in turn; figures and ratios are their medians",
     )
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="load with streamed requests (the mock's SSE answer) instead of plain ones",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     args = parser.parse_args()
     if unknown := set(args.targets) - set(TARGETS):
@@ -460,7 +471,7 @@ def main() -> int:
     loadavg = {"before": load_before, "after": os.getloadavg()[0]}
     if args.json:
         config = {"duration_s": args.duration, "concurrency": args.concurrency}
-        config |= {"rounds": args.rounds}
+        config |= {"rounds": args.rounds, "stream": args.stream}
         config |= {"cpus": os.cpu_count(), "loadavg_1min": loadavg}
         result: dict[str, object] = {"config": config, "versions": versions}
         result |= {"load": [asdict(r) for r in loads], "ttfb": [asdict(f) for f in firsts]}

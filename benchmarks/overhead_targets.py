@@ -338,11 +338,15 @@ TARGETS: dict[str, Target] = {
 }
 
 
-def check(target: Target, base: str) -> None:
+def check(target: Target, base: str, stream: bool = False) -> None:
     """One request through the target, so a broken setup fails loudly rather than as fast 404s."""
     headers = {"Authorization": f"Bearer {target.key}", "Content-Type": "application/json"}
-    body = request_body(target.model)
+    body = request_body(target.model, stream)
     r = httpx.post(f"{base}/chat/completions", content=body, headers=headers, timeout=30)
+    if stream:
+        if r.status_code != 200 or not r.text.rstrip().endswith("data: [DONE]"):
+            raise StartError(f"streamed check request got {r.status_code}: {r.text[:500]}")
+        return
     try:
         content = r.json()["choices"][0]["message"]["content"]
     except (ValueError, LookupError, TypeError):

@@ -69,7 +69,7 @@ def serve(config: str | None, host: str | None, port: int | None, workers: int |
         "log_config": None,
         "access_log": False,
         "timeout_graceful_shutdown": 10,
-        "http": HttpProtocol,  # a response's head and body in one write
+        "http": HttpProtocol,  # what a response writes in one turn, in one write
     }
     if settings.workers == 1:
         uvicorn.run(create_app(settings), **common)
