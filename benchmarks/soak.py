@@ -7,11 +7,13 @@ conversations, metrics, the access log at ``info``) in front of the nginx mock, 
 at one concurrency for several slices in a row. Requests alternate between a plain and a
 streamed completion and rotate over ``--keys`` organisations' keys, so per-key state (limits,
 quotas, counters) is exercised for many callers, not one. After each slice the server's
-resident set (VmRSS, from /proc) is read; the first slice is the warm-up (caches, pools, the
-allocator's arenas), and the growth from its end to the last slice's, per request served in
-between, is the figure reported. Python's allocator keeps freed arenas for reuse, so a flat
-line is what a server without a leak shows; a leak of even 100 bytes a request shows as tens
-of megabytes.
+resident set (VmRSS, from /proc) is read. The first quarter of the slices is the warm-up
+(caches, pools, the allocator's arenas, SQLite's page caches filling up to their bound); over
+the rest, the figure reported is the slope of a least-squares line through RSS against
+requests served, in bytes a request, beside the peak. RSS moves by tens of megabytes from
+slice to slice with the batches waiting for their flush and the allocator's arenas, so two
+end points alone say little; a leak of even 100 bytes a request would show as a steady slope
+of that size across every slice.
 
 Usage: ``python benchmarks/soak.py [--slices 8] [--seconds 15] [--concurrency 16]
 [--keys 50] [--json]``. Needs nginx and wrk (``apt-get install nginx wrk``).
@@ -20,9 +22,11 @@ Usage: ``python benchmarks/soak.py [--slices 8] [--seconds 15] [--concurrency 16
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -120,8 +124,8 @@ def main() -> int:
     parser.add_argument("--keys", type=int, default=50, help="organisations, one key each")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     args = parser.parse_args()
-    if args.slices < 2:
-        parser.error("--slices must be at least 2: the first is the warm-up")
+    if args.slices < 4:
+        parser.error("--slices must be at least 4: the first quarter is the warm-up")
     nginx, wrk = require_tools()
     procs = Processes()
     with tempfile.TemporaryDirectory(prefix="modelgrid-soak-") as tmp:
@@ -149,26 +153,33 @@ def main() -> int:
                     )
         finally:
             procs.stop()
-    measured = sum(s.requests for s in slices[1:])
-    growth = slices[-1].rss_mb - slices[0].rss_mb
+    warm = max(1, args.slices // 4)
+    served = list(itertools.accumulate(s.requests for s in slices))[warm - 1 :]
+    rss = [s.rss_mb for s in slices[warm - 1 :]]
+    slope = statistics.linear_regression(served, rss).slope if len(set(served)) > 1 else 0.0
     result = {
         "concurrency": args.concurrency,
         "keys": args.keys,
         "rss_mb_at_start": round(started, 1),
         "slices": [asdict(s) for s in slices],
-        "requests_after_warmup": measured,
+        "warmup_slices": warm,
+        "requests_after_warmup": served[-1] - served[0],
         "failed": sum(s.failed for s in slices),
-        "rss_growth_mb": round(growth, 1),
-        "bytes_per_request": round(growth * 1024 * 1024 / measured, 1) if measured else None,
+        "rss_mb_after_warmup": rss[0],
+        "rss_mb_peak_after_warmup": max(rss),
+        "rss_mb_last": rss[-1],
+        "bytes_per_request": round(slope * 1024 * 1024, 1),
     }
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"\nRSS at start {started:.1f} MB, after the warm-up slice {slices[0].rss_mb:.1f} MB")
     print(
-        f"after {measured:,} more requests: {slices[-1].rss_mb:.1f} MB "
-        f"({growth:+.1f} MB, {result['bytes_per_request']:+} bytes a request); "
-        f"{result['failed']} failed"
+        f"\nRSS at start {started:.1f} MB; after the warm-up ({warm} slices) {rss[0]:.1f} MB; "
+        f"peak after it {max(rss):.1f} MB; last {rss[-1]:.1f} MB"
+    )
+    print(
+        f"slope over {result['requests_after_warmup']:,} requests after the warm-up: "
+        f"{result['bytes_per_request']:+} bytes a request; {result['failed']} failed"
     )
     return 0
 

@@ -41,7 +41,14 @@ class Database:
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite and parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: AsyncEngine = create_async_engine(async_url(url), pool_pre_ping=True)
+        # sqlite3 keeps a connection's last 128 statements prepared, and a multi-row insert
+        # (_sqlite_insert) of hundreds of rows is hundreds of kilobytes prepared: batches of
+        # every size filled the cache to about 60 MB a connection (benchmarks/soak.py). Fewer
+        # kept bounds that; the inserts are prepared afresh either way, their sizes vary.
+        connect_args = {"cached_statements": _SQLITE_STATEMENTS} if self.is_sqlite else {}
+        self.engine: AsyncEngine = create_async_engine(
+            async_url(url), pool_pre_ping=True, connect_args=connect_args
+        )
         if self.is_sqlite:
             sa.event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._writer = asyncio.Lock()
@@ -177,6 +184,7 @@ def _on_conflict(unique: str | None) -> str:
 
 
 _SQLITE_ROWS = 500  # rows a statement
+_SQLITE_STATEMENTS = 32  # statements a SQLite connection keeps prepared
 _SQLITE_VARIABLES = 32_000  # under SQLite's limit on parameters a statement (32,766)
 _JSON_ROWS = 50_000  # rows a statement as JSON (about 2 MB of text)
 
