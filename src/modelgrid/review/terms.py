@@ -215,7 +215,7 @@ class StreamScanner:
         carry = pattern.match(each[::-1])
         if carry is None:  # all of it folds into fewer than keep characters
             return hits
-        cut = len(buf) - (carry.end() if keep else 0)
+        cut = len(buf) - carry.end()
         if cut > 0:
             self._prev = buf[cut - 1]
             self._buf = buf[cut:]

@@ -43,8 +43,8 @@ class Database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # sqlite3 keeps a connection's last 128 statements prepared, and a multi-row insert
         # (_sqlite_insert) of hundreds of rows is hundreds of kilobytes prepared: batches of
-        # every size filled the cache to about 60 MB a connection (benchmarks/soak.py). Fewer
-        # kept bounds that; the inserts are prepared afresh either way, their sizes vary.
+        # every size filled the cache to about 60 MB a connection (docs/benchmarks.md, memory
+        # under load). Fewer kept bounds that; the inserts are prepared afresh either way.
         connect_args = {"cached_statements": _SQLITE_STATEMENTS} if self.is_sqlite else {}
         self.engine: AsyncEngine = create_async_engine(
             async_url(url), pool_pre_ping=True, connect_args=connect_args
