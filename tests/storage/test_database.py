@@ -8,6 +8,7 @@ import asyncio
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from modelgrid.storage import database
 from modelgrid.storage.database import Database
@@ -70,3 +71,54 @@ async def test_writers_take_turns_and_all_commit(db: Database) -> None:
 
     await asyncio.gather(*(write(n) for n in range(8)))
     assert await count(db) == 8 * 600
+
+
+async def test_a_burst_of_readers_opens_connections_once(db: Database) -> None:
+    # Past SQLAlchemy's default five, connections were closed as they were handed back and
+    # opened again at the next burst (a thread each for SQLite, a server process each for
+    # PostgreSQL): twelve readers at a time, twice, open at most twelve, all at the first.
+    opened: list[object] = []
+    sa.event.listen(db.engine.sync_engine, "connect", lambda conn, _: opened.append(conn))
+    held, all_in = asyncio.Event(), asyncio.Event()
+    inside = 0
+
+    async def read() -> None:
+        nonlocal inside
+        async with db.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+            inside += 1
+            if inside == 12:
+                all_in.set()
+            await held.wait()
+
+    first = 0
+    for burst in range(2):
+        readers = [asyncio.create_task(read()) for _ in range(12)]
+        await asyncio.wait_for(all_in.wait(), 30)  # twelve connections out at once
+        held.set()
+        await asyncio.gather(*readers)
+        held.clear()
+        all_in.clear()
+        inside = 0
+        if burst == 0:
+            first = len(opened)
+    assert 0 < first <= 12
+    assert len(opened) == first
+
+
+async def test_sqlite_writes_go_through_one_connection_of_their_own(db: Database) -> None:
+    async def driver_connection(conn: AsyncConnection) -> object:
+        raw = await conn.get_raw_connection()
+        return raw.driver_connection
+
+    writers: set[int] = set()
+    for n in range(3):
+        async with db.begin_write() as conn:
+            writers.add(id(await driver_connection(conn)))
+            await db.insert_new(conn, provenance_index, ("band_key", "ref"), [(n, n)])
+    async with db.engine.connect() as conn:
+        reader = id(await driver_connection(conn))
+    assert await count(db) == 3
+    if db.is_sqlite:
+        assert len(writers) == 1
+        assert reader not in writers

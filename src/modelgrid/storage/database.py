@@ -46,11 +46,29 @@ class Database:
         # every size filled the cache to about 60 MB a connection (docs/benchmarks.md, memory
         # under load). Fewer kept bounds that; the inserts are prepared afresh either way.
         connect_args = {"cached_statements": _SQLITE_STATEMENTS} if self.is_sqlite else {}
+        in_memory = self.is_sqlite and parsed.database in (None, "", ":memory:")
+        # SQLAlchemy's default pool keeps 5 connections and closes any opened past them when
+        # it is handed back. Under load with many keys, each key's and account's cache
+        # renewal reads at a moment of its own, a dozen at once: with 5 kept, about 17
+        # connections a second were opened and closed (for SQLite a thread each, for
+        # PostgreSQL a server process), and RSS grew with the threads' malloc arenas
+        # (docs/benchmarks.md, memory under load). A file database does not drop
+        # connections, so SQLite's are not pinged at every checkout either.
+        pool = {} if in_memory else {"pool_size": _POOL_SIZE, "max_overflow": _POOL_OVERFLOW}
         self.engine: AsyncEngine = create_async_engine(
-            async_url(url), pool_pre_ping=True, connect_args=connect_args
+            async_url(url), pool_pre_ping=not self.is_sqlite, connect_args=connect_args, **pool
         )
+        # SQLite has one writer at a time, so its writes go through one connection of their
+        # own: the batched inserts' large statements are prepared there, not in every
+        # reader's cache.
+        self._writes = self.engine
+        if self.is_sqlite and not in_memory:
+            self._writes = create_async_engine(
+                async_url(url), connect_args=connect_args, pool_size=1, max_overflow=0
+            )
         if self.is_sqlite:
-            sa.event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            for engine in {self.engine, self._writes}:
+                sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         self._writer = asyncio.Lock()
 
     async def migrate(self) -> None:
@@ -61,6 +79,8 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._writes is not self.engine:
+            await self._writes.dispose()
 
     @contextlib.asynccontextmanager
     async def begin_write(self) -> AsyncIterator[AsyncConnection]:
@@ -74,7 +94,7 @@ class Database:
             async with self.engine.begin() as conn:
                 yield conn
             return
-        async with self._writer, self.engine.begin() as conn:
+        async with self._writer, self._writes.begin() as conn:
             yield conn
 
     async def insert_new(
@@ -183,6 +203,8 @@ def _on_conflict(unique: str | None) -> str:
     return "" if unique is None else f" ON CONFLICT ({unique}) DO NOTHING"
 
 
+_POOL_SIZE = 16  # connections kept open
+_POOL_OVERFLOW = 16  # opened past those at the busiest moments, closed when handed back
 _SQLITE_ROWS = 500  # rows a statement
 _SQLITE_STATEMENTS = 32  # statements a SQLite connection keeps prepared
 _SQLITE_VARIABLES = 32_000  # under SQLite's limit on parameters a statement (32,766)
