@@ -93,7 +93,7 @@ def announce_admin_key(key: str) -> None:
 
 
 def create_app(settings: Settings) -> ModelGridApp:
-    db = Database(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url, settings.database_pool_size)
     keys = KeyStore(db, cache_seconds=settings.key_cache_seconds)
     # The operator's secrets, made on first start in data_dir (mode 0600): the watermark's
     # key, the audit log's signing key and its pseudonymising secret.

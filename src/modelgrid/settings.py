@@ -133,6 +133,9 @@ class Settings(BaseModel):
     workers: int = Field(1, ge=1)
     data_dir: Path = Path(".modelgrid")
     database_url: str = ""  # empty: SQLite in data_dir
+    # Connections each process keeps open to the database, and opens again as many at its
+    # busiest moments (closing those once handed back).
+    database_pool_size: int = Field(16, ge=1)
     admin_key: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"

@@ -35,7 +35,9 @@ def async_url(url: str) -> str:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool_size: int = 16) -> None:
+        """``pool_size``: connections kept open, and opened past them at the busiest moments
+        (closed once handed back)."""
         self.url = url
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
@@ -54,7 +56,7 @@ class Database:
         # PostgreSQL a server process), and RSS grew with the threads' malloc arenas
         # (docs/benchmarks.md, memory under load). A file database does not drop
         # connections, so SQLite's are not pinged at every checkout either.
-        pool = {} if in_memory else {"pool_size": _POOL_SIZE, "max_overflow": _POOL_OVERFLOW}
+        pool = {} if in_memory else {"pool_size": pool_size, "max_overflow": pool_size}
         self.engine: AsyncEngine = create_async_engine(
             async_url(url), pool_pre_ping=not self.is_sqlite, connect_args=connect_args, **pool
         )
@@ -203,8 +205,6 @@ def _on_conflict(unique: str | None) -> str:
     return "" if unique is None else f" ON CONFLICT ({unique}) DO NOTHING"
 
 
-_POOL_SIZE = 16  # connections kept open
-_POOL_OVERFLOW = 16  # opened past those at the busiest moments, closed when handed back
 _SQLITE_ROWS = 500  # rows a statement
 _SQLITE_STATEMENTS = 32  # statements a SQLite connection keeps prepared
 _SQLITE_VARIABLES = 32_000  # under SQLite's limit on parameters a statement (32,766)
