@@ -29,6 +29,7 @@ from . import (
 )
 from .access_log import AccessLog
 from .admission import Admission
+from .allocator import Trimmer
 from .audit.keys import AuditKeys
 from .audit.store import AuditLog
 from .catalogue import Catalogue
@@ -183,6 +184,8 @@ def create_app(settings: Settings) -> ModelGridApp:
         await counters.start()  # hands back reservations of replicas that died
         await catalogue.start()
         access_log.start()
+        trimmer = Trimmer(settings.memory_trim_seconds)
+        trimmer.start()
         # Everything built so far lives as long as the server: keep it out of the collector's
         # full passes, which otherwise stall requests for tens of milliseconds.
         gc.freeze()
@@ -202,6 +205,7 @@ def create_app(settings: Settings) -> ModelGridApp:
             yield
         finally:
             access_log.close()
+            await trimmer.close()
             await gateway.shadow.close()  # runs in flight meter and store before the rest
             await catalogue.close()
             await housekeeping.close()

@@ -136,6 +136,9 @@ class Settings(BaseModel):
     # Connections each process keeps open to the database, and opens again as many at its
     # busiest moments (closing those once handed back).
     database_pool_size: int = Field(16, ge=1)
+    # Seconds between hand-backs of the C allocator's free pages to the system (glibc's
+    # malloc_trim); 0: never.
+    memory_trim_seconds: float = Field(60.0, ge=0)
     admin_key: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"
