@@ -53,9 +53,9 @@ class Database:
         # it is handed back. Under load with many keys, each key's and account's cache
         # renewal reads at a moment of its own, a dozen at once: with 5 kept, about 17
         # connections a second were opened and closed (for SQLite a thread each, for
-        # PostgreSQL a server process), and RSS grew with the threads' malloc arenas
-        # (docs/benchmarks.md, memory under load). A file database does not drop
-        # connections, so SQLite's are not pinged at every checkout either.
+        # PostgreSQL a server process), and each thread's allocations, freed in the middle
+        # of the heap when it ended, grew the resident set (docs/benchmarks.md, memory under
+        # load). A file database does not drop connections: SQLite's are not pinged.
         pool = {} if in_memory else {"pool_size": pool_size, "max_overflow": pool_size}
         self.engine: AsyncEngine = create_async_engine(
             async_url(url), pool_pre_ping=not self.is_sqlite, connect_args=connect_args, **pool
