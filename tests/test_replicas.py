@@ -69,7 +69,11 @@ def test_a_quota_holds_across_replicas(replicas: list[Server]) -> None:
     assert found == usage
 
 
-def test_a_revoked_key_fails_on_every_replica_within_a_second(replicas: list[Server]) -> None:
+def test_a_revoked_key_fails_on_every_replica_at_its_next_change_read(
+    replicas: list[Server],
+) -> None:
+    """Both replicas hold the key in a cache that lives for minutes; the database's change
+    feed, read each second, ends it early on both (not only on the replica that revoked)."""
     a, b = replicas
     admin = {"Authorization": f"Bearer {a.admin_key}"}
     created = httpx.post(f"{a.url}/admin/v1/keys", json={"name": "r"}, headers=admin).json()
@@ -78,6 +82,9 @@ def test_a_revoked_key_fails_on_every_replica_within_a_second(replicas: list[Ser
         assert httpx.get(f"{server.base_url}/models", headers=headers).status_code == 200
     revoked = httpx.delete(f"{b.url}/admin/v1/keys/{created['prefix']}", headers=admin)
     assert revoked.status_code == 200
-    time.sleep(1.1)  # key_cache_seconds
     for server in replicas:
-        assert httpx.get(f"{server.base_url}/models", headers=headers).status_code == 401
+        # change_poll_seconds is 1: a few reads' worth of slack for a loaded machine.
+        deadline = time.monotonic() + 5
+        while httpx.get(f"{server.base_url}/models", headers=headers).status_code != 401:
+            assert time.monotonic() < deadline, f"{server.url} still takes the revoked key"
+            time.sleep(0.05)

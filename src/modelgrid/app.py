@@ -33,6 +33,7 @@ from .allocator import Trimmer
 from .audit.keys import AuditKeys
 from .audit.store import AuditLog
 from .catalogue import Catalogue
+from .changes import ChangeFeed
 from .compliance import Compliance, audit_decision
 from .counters import Counters, MemoryCounters, RedisCounters
 from .dispatch import ModelGridApp
@@ -55,6 +56,7 @@ from .provenance.lookup import Provenance
 from .review.reviewer import Reviewer
 from .settings import Settings, load_settings
 from .shadow import Shadow
+from .storage.changes import ChangeStore
 from .storage.codes import CodeStore
 from .storage.contents import ContentStore
 from .storage.database import Database
@@ -122,7 +124,13 @@ def create_app(settings: Settings) -> ModelGridApp:
         OffPeak.parse(settings.off_peak_start, settings.off_peak_end),
         enabled=settings.metering,
         costs=catalogue.costs(),
+        cache_seconds=settings.key_cache_seconds,
     )
+    changes = ChangeFeed(ChangeStore(db), settings.change_poll_seconds)
+    changes.listen("key", keys.key_changed)
+    changes.listen("org", keys.org_changed)
+    changes.listen("member", keys.member_changed)
+    changes.listen("credits", meter.granted_changed)
     guard = settings.review.guard.model
     reviewer = Reviewer(settings.review, catalogue.resolve(guard).engine if guard else None)
     audit = AuditLog(
@@ -162,6 +170,7 @@ def create_app(settings: Settings) -> ModelGridApp:
         new_key = await bootstrap(db, keys, settings)
         if new_key is not None:
             announce_admin_key(new_key)
+        await changes.start()  # before any key or balance is cached
         # Entries a killed process left in its journal reach the database before any request.
         await ledger.start()
         if ledger.replayed:
@@ -206,6 +215,7 @@ def create_app(settings: Settings) -> ModelGridApp:
         finally:
             access_log.close()
             await trimmer.close()
+            await changes.close()
             await gateway.shadow.close()  # runs in flight meter and store before the rest
             await catalogue.close()
             await housekeeping.close()

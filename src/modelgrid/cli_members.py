@@ -1,5 +1,5 @@
 """``modelgrid members``: an organisation's owners, admins and members, on the database
-directly (running servers see a change to a member's keys within ``key_cache_seconds``)."""
+directly (running servers see a change to a member's keys within ``change_poll_seconds``)."""
 
 from __future__ import annotations
 

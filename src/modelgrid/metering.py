@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 
 from .counters import Counters
 from .errors import InsufficientQuota
@@ -26,6 +27,8 @@ from .storage.ledger import Ledger, LedgerEntry
 from .trace import Trace
 
 log = logging.getLogger("modelgrid.metering")
+# Accounts whose credits granted are remembered at most.
+CACHED_ACCOUNTS = 50_000
 
 
 def utc_now() -> datetime:
@@ -73,6 +76,7 @@ class Meter:
         clock: Callable[[], datetime] = utc_now,
         enabled: bool = True,
         costs: dict[str, tuple[Cost, Callable[[], int]]] | None = None,
+        cache_seconds: float = 1.0,  # an account's credits granted, remembered
     ) -> None:
         self.enabled = enabled
         self.costs = costs or {}
@@ -81,7 +85,7 @@ class Meter:
         self.prices = prices
         self.off_peak = off_peak
         self._clock = clock
-        self._granted = _GrantCache(ledger)
+        self._granted = _GrantCache(ledger, cache_seconds)
 
     def price_of(self, model: str) -> Price:
         return self.prices.get(model, FREE)
@@ -163,6 +167,10 @@ class Meter:
         await self.ledger.grant(account, amount, kind, note)
         self._granted.forget(account)
 
+    def granted_changed(self, account: str) -> None:
+        """A grant to ``account`` made elsewhere (the change feed's word)."""
+        self._granted.forget(account)
+
     async def balance(self, account: str) -> int:
         """Credits left in micro-credits: every grant less every charge settled so far."""
         await self.ledger.flush()
@@ -226,31 +234,38 @@ class Meter:
 
 
 class _GrantCache:
-    """Each account's credits granted, remembered for a second: the cap of its credits
-    counter. A grant (written by any replica, or by the CLI) counts everywhere within that
-    second, with no database read on most requests; one read at a time per account."""
+    """Each account's credits granted, the cap of its credits counter: remembered for
+    ``seconds``, and forgotten as soon as the change feed reports a grant to the account (by
+    any replica, or the CLI), so a grant counts everywhere within the feed's interval with no
+    database read on most requests; one read at a time per account."""
 
     def __init__(self, ledger: Ledger, seconds: float = 1.0) -> None:
         self._ledger = ledger
-        self._seconds = seconds
+        self.seconds = seconds
         self._known: dict[str, tuple[float, int]] = {}
         self._pending: dict[str, asyncio.Future[int]] = {}
+        self._generation = 0  # as KeyStore's: a read a grant overtook is not kept
 
     async def get(self, account: str) -> int:
         known = self._known.get(account)
-        if known is not None and time.monotonic() - known[0] < self._seconds:
+        if known is not None and time.monotonic() - known[0] < self.seconds:
             return known[1]
         pending = self._pending.get(account)
         if pending is None:
-            pending = asyncio.ensure_future(self._lookup(account))
+            pending = asyncio.ensure_future(self._lookup(account, self._generation))
             self._pending[account] = pending
             pending.add_done_callback(lambda _: self._pending.pop(account, None))
         return await asyncio.shield(pending)
 
-    async def _lookup(self, account: str) -> int:
+    async def _lookup(self, account: str, generation: int) -> int:
         granted = await self._ledger.granted(account)
-        self._known[account] = (time.monotonic(), granted)
+        if generation == self._generation:
+            if len(self._known) >= CACHED_ACCOUNTS:
+                for oldest in list(islice(self._known, CACHED_ACCOUNTS // 10)):
+                    del self._known[oldest]
+            self._known[account] = (time.monotonic(), granted)
         return granted
 
     def forget(self, account: str) -> None:
+        self._generation += 1
         self._known.pop(account, None)

@@ -143,7 +143,12 @@ class Settings(BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
-    key_cache_seconds: float = Field(1.0, ge=0)
+    # How long a verified key, and an account's credits granted, are remembered in each
+    # process (0: read on every request), and how often each process reads the database's
+    # change feed, which ends that early for whatever a revocation, a plan change or a grant
+    # touched (0: never, so changes reach it only as entries expire).
+    key_cache_seconds: float = Field(300.0, ge=0)
+    change_poll_seconds: float = Field(1.0, ge=0)
     redis_url: str = ""  # empty: limits are counted in each process
     plans: dict[str, PlanSettings] = Field(default_factory=dict)  # over the built-in ones
     default_plan: str = "free"  # for keys outside any organisation, and new organisations

@@ -1,8 +1,9 @@
-"""API keys in the database, with a short in-process cache for the request path.
+"""API keys in the database, with an in-process cache for the request path.
 
-A verified key is remembered for ``cache_seconds`` (1 s by default), so a revocation takes effect
-everywhere within that time while most requests skip the database. Unknown keys are not cached:
-a newly created key works on its first request.
+A verified key is remembered for ``cache_seconds`` (5 minutes as the server sets it up), and
+forgotten as soon as the change feed (changes.py) reports a change to it, its organisation or
+its member: a revocation takes effect everywhere within the feed's interval, while requests
+skip the database. Unknown keys are not cached: a newly created key works on its first request.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -23,6 +26,8 @@ from .tables import api_keys, members, organisations
 # admin: the operator's, over everything; org_admin: manages its own organisation's keys;
 # user: calls the API.
 Role = Literal["user", "org_admin", "admin"]
+# Keys remembered at most (well under 1 KB each): a cache, not a second key table.
+CACHED_KEYS = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +59,9 @@ class KeyStore:
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, KeyRecord]] = {}
         self._pending: dict[str, asyncio.Future[KeyRecord | None]] = {}
+        # Bumped by every change: a look-up that a change overtook is not cached, since it
+        # may have read the row before the change.
+        self._generation = 0
 
     async def create(
         self,
@@ -132,12 +140,28 @@ class KeyStore:
                     .where(api_keys.c.id == rows[0].id)
                     .values(revoked_at=datetime.now(UTC))
                 )
-        self._cache.clear()
+        self.forget()
         return [_record(row) for row in rows]
 
     def forget(self) -> None:
         """Drop every cached key (after a change to what keys may do)."""
+        self._generation += 1
         self._cache.clear()
+
+    def key_changed(self, digest: str) -> None:
+        self._generation += 1
+        self._cache.pop(digest, None)
+
+    def org_changed(self, org_id: str) -> None:
+        self._forget_where(lambda record: record.org_id == org_id)
+
+    def member_changed(self, member_id: str) -> None:
+        self._forget_where(lambda record: record.member_id == member_id)
+
+    def _forget_where(self, match: Callable[[KeyRecord], bool]) -> None:
+        self._generation += 1
+        for digest in [d for d, (_, record) in self._cache.items() if match(record)]:
+            del self._cache[digest]
 
     async def verify(self, key: str) -> KeyRecord | None:
         """The active key record for this clear-text key, or None."""
@@ -150,12 +174,12 @@ class KeyStore:
         # arriving meanwhile share that lookup instead of each queueing for the database.
         pending = self._pending.get(digest)
         if pending is None:
-            pending = asyncio.ensure_future(self._lookup(digest))
+            pending = asyncio.ensure_future(self._lookup(digest, self._generation))
             self._pending[digest] = pending
             pending.add_done_callback(lambda _: self._pending.pop(digest, None))
         return await asyncio.shield(pending)
 
-    async def _lookup(self, digest: str) -> KeyRecord | None:
+    async def _lookup(self, digest: str, generation: int) -> KeyRecord | None:
         async with self._db.engine.connect() as conn:
             row = (
                 await conn.execute(
@@ -168,9 +192,10 @@ class KeyStore:
         record = _record(row)
         if record.expired(datetime.now(UTC)):
             return None
-        if self._cache_seconds > 0:
-            if len(self._cache) > 10_000:
-                self._cache.clear()  # bounded: a cache, not a second key table
+        if self._cache_seconds > 0 and generation == self._generation:
+            if len(self._cache) >= CACHED_KEYS:  # bounded: the oldest tenth goes
+                for oldest in list(islice(self._cache, CACHED_KEYS // 10)):
+                    del self._cache[oldest]
             self._cache[digest] = (time.monotonic() + self._cache_seconds, record)
         return record
 

@@ -345,3 +345,17 @@ shadow_pairs = sa.Table(
     sa.Index("ix_shadow_pairs_auto_created_at", "auto", "created_at"),
     sa.Index("ix_shadow_pairs_content_id", "content_id"),
 )
+
+# Written by triggers (migration 0015) whenever something a server caches changes: every
+# server reads the new rows each second and forgets what they name.
+changes = sa.Table(
+    "changes",
+    metadata,
+    sa.Column("id", _AUTO_ID, primary_key=True, autoincrement=True),
+    sa.Column("topic", sa.String(16), nullable=False),  # key, org, member or credits
+    sa.Column("subject", sa.String(64), nullable=False),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sqlite_autoincrement=True,
+)
