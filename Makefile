@@ -35,13 +35,15 @@ test: lint
 	$(BIN)/pytest
 
 # The embedded model through the API against in-process; then the gateway's overhead and its
-# reliability in front of an nginx mock, and metering's admission and settlement (PostgreSQL
-# and Redis as in the tests) (these two need `apt-get install nginx wrk`; the LiteLLM
-# comparison needs the virtualenv named in benchmarks/overhead.py, and is skipped without it).
+# reliability in front of an nginx mock, the same load over many keys, and metering's
+# admission and settlement (PostgreSQL and Redis as in the tests) (these need `apt-get install
+# nginx wrk`; the LiteLLM comparison needs the virtualenv named in benchmarks/overhead.py, and
+# is skipped without it).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/embedded_throughput.py
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/reliability.py
+	$(BIN)/python benchmarks/many_keys.py
 	$(BIN)/python benchmarks/json_codec.py
 	$(BIN)/python benchmarks/metering.py
 	$(BIN)/python benchmarks/cascade_live.py

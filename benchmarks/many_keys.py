@@ -12,14 +12,15 @@ through two servers that differ in one thing:
   (the defaults).
 
 Both run in front of the nginx mock under ``wrk`` at one concurrency, each with a database of
-its own, SQLite and PostgreSQL in turn: warmed up first (each key's first request loads its
-account's quota counters), then in alternation for ``--rounds`` rounds. Reported: requests a
-second, the server's CPU a request, and for PostgreSQL the database's transactions a request
-(its own count, ``pg_stat_database``, which includes the batched writes of the ledger, the
-audit log and the stored conversations, and the feed's reads).
+its own, SQLite and PostgreSQL in turn. First every key makes one request (the time that takes
+is reported: a key's first request loads its account's quota counters from the ledger, once a
+window whatever the caches), then the servers take turns for ``--rounds`` rounds. Reported:
+requests a second, the server's CPU a request, and for PostgreSQL the database's transactions
+a request (its own count, ``pg_stat_database``, which includes the batched writes of the
+ledger, the audit log and the stored conversations, and the feed's reads).
 
 Usage: ``python benchmarks/many_keys.py [--keys 2000] [--rounds 3] [--seconds 10]
-[--concurrency 16] [--warmup 8] [--databases sqlite,postgresql]``. Needs nginx and wrk, and
+[--concurrency 16] [--databases sqlite,postgresql]``. Needs nginx and wrk, and
 PostgreSQL at ``MODELGRID_BENCH_POSTGRES`` (default ``postgresql://postgres@127.0.0.1:5432/test``).
 """
 
@@ -39,6 +40,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -73,6 +75,7 @@ class Server:
     rates: list[float] = field(default_factory=list)
     cpu_us: list[float] = field(default_factory=list)
     transactions: int | None = None  # the database's, over every round
+    first_calls: float = 0.0  # seconds for one request with each key, before the rounds
 
 
 async def admin_sql(statement: str) -> None:
@@ -121,6 +124,28 @@ def config(workdir: Path, origin: str, url: str, variant: str) -> Path:
     return path
 
 
+async def first_calls(server: Server, concurrency: int) -> float:
+    """One request with each key, ``concurrency`` at a time; the seconds it took. (aiohttp's
+    client, not httpx's: at concurrency 16 httpx's own pool, not the server, set the pace.)"""
+    gate = asyncio.Semaphore(concurrency)
+    body = request_body("m").encode()
+
+    async def call(client: aiohttp.ClientSession, key: str) -> None:
+        async with gate:
+            headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+            url = f"{server.base}/chat/completions"
+            async with client.post(url, data=body, headers=headers) as r:
+                if r.status != 200:
+                    raise SystemExit(f"{server.variant}: {r.status} {(await r.text())[:300]}")
+                await r.read()
+
+    started = time.perf_counter()
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as client:
+        await asyncio.gather(*(call(client, key) for key in server.keys))
+    return time.perf_counter() - started
+
+
 def wrk_script(path: Path, keys: list[str]) -> None:
     """Each request takes the next key, so each key calls once every len(keys) requests."""
     path.write_text(
@@ -161,7 +186,6 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10, help="seconds a run")
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--warmup", type=int, default=8, help="seconds a server, not counted")
     parser.add_argument("--databases", default="sqlite,postgresql")
     args = parser.parse_args()
     nginx, wrk = require_tools()
@@ -197,9 +221,12 @@ def main() -> int:
             # (once a window, whatever the caches): a warm-up, not counted, so the rounds
             # measure the steady state.
             for server in servers:
-                wrk_script(lua, server.keys)
-                run_wrk(wrk, server, lua, args.concurrency, args.warmup)
-                server.requests, server.rates, server.cpu_us = [], [], []
+                server.first_calls = asyncio.run(first_calls(server, args.concurrency))
+                print(
+                    f"{server.database}, {server.variant}: every key's first request, "
+                    f"{server.first_calls:.2f} s",
+                    file=sys.stderr,
+                )
             time.sleep(11)  # see below
             before = {s.url: asyncio.run(transactions(s.url)) for s in servers if is_pg(s)}
             for n in range(args.rounds):
@@ -235,12 +262,13 @@ def report(servers: list[Server], args: argparse.Namespace) -> None:
         f"\n{args.keys:,} keys, concurrency {args.concurrency}, {args.rounds} rounds of "
         f"{args.seconds} s (medians)\n"
     )
-    print("| database | caches | req/s | CPU µs/req | DB transactions/req |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| database | caches | first requests, s | req/s | CPU µs/req | DB transactions/req |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for s in servers:
         tx = "" if s.transactions is None else f"{s.transactions / sum(s.requests):.3f}"
         cpu = f"{statistics.median(s.cpu_us):,.0f}" if s.cpu_us else ""
-        print(f"| {s.database} | {s.variant} | {statistics.median(s.rates):,.0f} | {cpu} | {tx} |")
+        rate = f"{statistics.median(s.rates):,.0f}"
+        print(f"| {s.database} | {s.variant} | {s.first_calls:.2f} | {rate} | {cpu} | {tx} |")
     for database in dict.fromkeys(s.database for s in servers):
         pair = {s.variant: s for s in servers if s.database == database}
         if len(pair) == 2:

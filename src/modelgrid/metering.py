@@ -135,21 +135,25 @@ class Meter:
                 refused = InsufficientQuota(text, headers=headers)
                 refused.quota = bucket.kind
                 raise refused
-            for each in found[outcome.index :]:  # this one and any after it may be new
-                await self._load(account, each, now)
+            # This one and any after it may be new (an account's first request loads all).
+            await self._load(account, found[outcome.index :], now)
         raise RuntimeError(f"quota counter {found[0].key} could not be loaded")
 
-    async def _load(self, account: str, bucket: Bucket, now: datetime) -> None:
-        """A counter's value from the ledger: what the account used in the window (for
+    async def _load(self, account: str, found: list[Bucket], now: datetime) -> None:
+        """Counters' values from the ledger: what the account used in each window (for
         credits: every charge less every grant). This process's entries still in the journal
-        go to the database first; other replicas' reach it within their flush interval."""
+        go to the database first, in one flush for them all (shared with whatever other
+        loads wait meanwhile); other replicas' reach it within their flush interval."""
         await self.ledger.flush()
-        if bucket.kind == "credits":
-            value = await self.ledger.spent(account)
-        else:
-            totals = await self.ledger.totals(account, bucket.since)
-            value = totals.charge if not bucket.in_tokens else totals.tokens_in + totals.tokens_out
-        await self.counters.load(bucket.key, value, ttl_seconds(bucket, now))
+        for bucket in found:
+            if bucket.kind == "credits":
+                value = await self.ledger.spent(account)
+            else:
+                totals = await self.ledger.totals(account, bucket.since)
+                value = (
+                    totals.charge if not bucket.in_tokens else totals.tokens_in + totals.tokens_out
+                )
+            await self.counters.load(bucket.key, value, ttl_seconds(bucket, now))
 
     def _cost(self, trace: Trace, tokens_in: int, tokens_out: int) -> int:
         """The operator's cost of the request on the deployment that served it: tokens at

@@ -122,3 +122,17 @@ async def test_sqlite_writes_go_through_one_connection_of_their_own(db: Database
     if db.is_sqlite:
         assert len(writers) == 1
         assert reader not in writers
+
+
+def test_a_statement_is_built_once_per_key() -> None:
+    db = Database("sqlite://")
+    built: list[str] = []
+
+    def build(text: str) -> sa.TextClause:
+        built.append(text)
+        return sa.text(text)
+
+    first = db.statement(("q", 1), lambda: build("SELECT 1"))
+    assert db.statement(("q", 1), lambda: build("SELECT 1")) is first
+    assert db.statement(("q", 2), lambda: build("SELECT 2")) is not first
+    assert built == ["SELECT 1", "SELECT 2"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
@@ -18,6 +18,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.expression import Executable
 
 # Any number constant to all replicas: they take this lock so only one migrates at a time.
 _MIGRATION_LOCK = 7_245_118_003
@@ -72,12 +73,22 @@ class Database:
             for engine in {self.engine, self._writes}:
                 sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         self._writer = asyncio.Lock()
+        self._statements: dict[Hashable, Executable] = {}
 
     async def migrate(self) -> None:
         async with self.engine.begin() as conn:
             if not self.is_sqlite:
                 await conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
             await conn.run_sync(_upgrade)
+
+    def statement(self, key: Hashable, build: Callable[[], Executable]) -> Executable:
+        """The statement ``build`` makes, made once per ``key`` and kept: for queries whose
+        construction (SQLAlchemy's objects, and its cache key computed from them) costs more
+        than running them. Its values go in as bound parameters."""
+        made = self._statements.get(key)
+        if made is None:
+            made = self._statements[key] = build()
+        return made
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -59,6 +59,10 @@ class Journal(Generic[T]):
         self._fd = -1
         self._written = 0  # lines in the current segment
         self._lock = asyncio.Lock()
+        # Flushes begun and ended, and how the last ended: flush() tells whether one began
+        # after its caller asked.
+        self._flushes_started = self._flushes_done = 0
+        self._flushed = True
         self._task: asyncio.Task[None] | None = None
         self._failing = False
         self._quiet_until = 0.0
@@ -93,41 +97,56 @@ class Journal(Generic[T]):
 
     async def flush(self) -> bool:
         """Commit the pending items now; False (logged) when the database refused them, in
-        which case they stay pending and journaled, and the next flush retries."""
+        which case they stay pending and journaled, and the next flush retries.
+
+        Callers that arrive while a flush is under way share the next one (a group commit):
+        it starts after each of them called, so it covers what each appended. Before, each
+        waited its turn and then committed on its own, a transaction apiece; readers that
+        need the pending items counted (a quota counter loading from the ledger) arrive
+        together when many accounts are new at once."""
+        wanted = self._flushes_started + 1
         async with self._lock:
-            if self._fd < 0:
-                return not self._pending  # closed, or never started: nothing to swap or write
-            try:
-                if self._written:
-                    # Later appends go to a fresh segment, so the old one can be deleted as soon
-                    # as what it holds is committed.
-                    assert self._segment is not None
-                    old, old_fd = self._segment, self._fd
-                    self._open_segment()
-                    self._uncommitted[old] = old_fd
-                batch, done = self._pending[:], dict(self._uncommitted)
-                if batch:
-                    await self._commit(batch)
-            except Exception:
-                if not self._failing or time.monotonic() >= self._quiet_until:
-                    self._log.exception(
-                        "%s: %d entries not committed; retrying", self._name, len(self._pending)
-                    )
-                    self._quiet_until = time.monotonic() + 30  # one traceback per outage, not 20/s
-                self._failing = True
-                return False
-            del self._pending[: len(batch)]
-            for path, fd in done.items():
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()  # before close: the lock must outlive the file
-                os.close(fd)
-                del self._uncommitted[path]
-            if self._failing:
-                self._log.warning(
-                    "%s: committed %d entries after earlier failures", self._name, len(batch)
+            if self._flushes_done >= wanted:
+                return self._flushed
+            self._flushes_started += 1
+            self._flushed = await self._flush()
+            self._flushes_done = self._flushes_started
+            return self._flushed
+
+    async def _flush(self) -> bool:
+        if self._fd < 0:
+            return not self._pending  # closed, or never started: nothing to swap or write
+        try:
+            if self._written:
+                # Later appends go to a fresh segment, so the old one can be deleted as soon
+                # as what it holds is committed.
+                assert self._segment is not None
+                old, old_fd = self._segment, self._fd
+                self._open_segment()
+                self._uncommitted[old] = old_fd
+            batch, done = self._pending[:], dict(self._uncommitted)
+            if batch:
+                await self._commit(batch)
+        except Exception:
+            if not self._failing or time.monotonic() >= self._quiet_until:
+                self._log.exception(
+                    "%s: %d entries not committed; retrying", self._name, len(self._pending)
                 )
-                self._failing = False
-            return True
+                self._quiet_until = time.monotonic() + 30  # one traceback per outage, not 20/s
+            self._failing = True
+            return False
+        del self._pending[: len(batch)]
+        for path, fd in done.items():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()  # before close: the lock must outlive the file
+            os.close(fd)
+            del self._uncommitted[path]
+        if self._failing:
+            self._log.warning(
+                "%s: committed %d entries after earlier failures", self._name, len(batch)
+            )
+            self._failing = False
+        return True
 
     async def close(self) -> None:
         """Stop flushing, commit what is pending, and remove the journal if all of it committed;
