@@ -48,7 +48,14 @@ from sqlalchemy.ext.asyncio import create_async_engine
 # Run as a script, this file's folder is on sys.path but the repository root is not.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.overhead import require_tools
-from benchmarks.overhead_targets import Processes, request_body, start_mock, start_modelgrid
+from benchmarks.overhead_targets import (
+    METERED_PLAN,
+    Processes,
+    request_body,
+    start_mock,
+    start_modelgrid,
+    upstream_model,
+)
 
 from modelgrid.pricing import micro
 from modelgrid.storage.database import Database, async_url
@@ -114,12 +121,8 @@ def config(workdir: Path, origin: str, url: str, variant: str) -> Path:
     path.write_text(
         f'host = "127.0.0.1"\ndata_dir = {json.dumps(str(workdir / "data"))}\n'
         f"database_url = {json.dumps(url)}\n{VARIANTS[variant]}"
-        'log_level = "info"\nmetering = true\nstarting_credits = 1000000000.0\n'
-        "[plans.free]\nrequests_per_minute = 1000000000\nmax_concurrency = 1000000\n"
-        "tokens_per_minute = 1000000000000\ndaily_tokens = 1000000000000\n"
-        "monthly_tokens = 1000000000000\nbilled = true\n"
-        f'[models.m]\nengine = "openai"\nbase_url = {json.dumps(origin + "/v1")}\n'
-        "prices = { input = 0.27, output = 1.1 }\n"
+        + METERED_PLAN
+        + upstream_model("m", origin + "/v1")
     )
     return path
 

@@ -28,6 +28,25 @@ PIECES = ["Hello", "!", " How", " can", " I", " help", " you", " today", "?"]
 USAGE = {"prompt_tokens": 9, "completion_tokens": len(PIECES), "total_tokens": 9 + len(PIECES)}
 
 
+# The server's settings after its host, data directory and database: everything metered, on a
+# billed plan whose every limit is set too high to refuse, so the whole pipeline runs. The
+# plan's table comes last: models' tables follow it.
+METERED_PLAN = (
+    'log_level = "info"\nmetering = true\nstarting_credits = 1000000000.0\n'
+    "[plans.free]\nrequests_per_minute = 1000000000\nmax_concurrency = 1000000\n"
+    "tokens_per_minute = 1000000000000\ndaily_tokens = 1000000000000\n"
+    "monthly_tokens = 1000000000000\nbilled = true\n"
+)
+
+
+def upstream_model(name: str, base_url: str) -> str:
+    """A model served by the mock at ``base_url``, at DeepSeek's list prices."""
+    return (
+        f'[models.{name}]\nengine = "openai"\nbase_url = {json.dumps(base_url)}\n'
+        "prices = { input = 0.27, output = 1.1 }\n"
+    )
+
+
 def compact(value: object) -> str:
     return json.dumps(value, separators=(",", ":"))
 

@@ -36,7 +36,14 @@ from pathlib import Path
 # Run as a script, this file's folder is on sys.path but the repository root is not.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.overhead import require_tools
-from benchmarks.overhead_targets import Processes, request_body, start_mock, start_modelgrid
+from benchmarks.overhead_targets import (
+    METERED_PLAN,
+    Processes,
+    request_body,
+    start_mock,
+    start_modelgrid,
+    upstream_model,
+)
 
 ADMIN_KEY = "mg-soak-admin-0123456789"
 
@@ -53,16 +60,11 @@ def config(workdir: Path, origin: str) -> Path:
     path = workdir / "modelgrid.toml"
     path.write_text(
         f'host = "127.0.0.1"\ndata_dir = {json.dumps(str(workdir / "data"))}\n'
-        'log_level = "info"\nmetering = true\nstarting_credits = 1000000000.0\n'
-        "[plans.free]\nrequests_per_minute = 1000000000\nmax_concurrency = 1000000\n"
-        "tokens_per_minute = 1000000000000\ndaily_tokens = 1000000000000\n"
-        "monthly_tokens = 1000000000000\nbilled = true\n"
+        + METERED_PLAN
         # The mock's plain answer is under /v1 and its streamed one under /stream/v1: one
         # model for each.
-        f'[models.m]\nengine = "openai"\nbase_url = {json.dumps(origin + "/v1")}\n'
-        "prices = { input = 0.27, output = 1.1 }\n"
-        f'[models.s]\nengine = "openai"\nbase_url = {json.dumps(origin + "/stream/v1")}\n'
-        "prices = { input = 0.27, output = 1.1 }\n"
+        + upstream_model("m", origin + "/v1")
+        + upstream_model("s", origin + "/stream/v1")
     )
     return path
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import httpx
@@ -146,6 +147,9 @@ def test_metrics_expose_requests_latency_tokens_and_queue(
         'modelgrid_queue_depth{model="smollm2-135m-instruct"}',
     ]:
         assert name in text, name
+    # Read each second: never as old as a few seconds while the database is there.
+    age = re.search(r"^modelgrid_change_feed_age_seconds ([\d.e+-]+)$", text, re.M)
+    assert age is not None and 0 <= float(age[1]) < 5
 
 
 def test_one_structured_log_line_per_request(server: Server) -> None:

@@ -142,7 +142,9 @@ def test_a_disconnect_mid_stream_is_charged_for_the_tokens_generated(metered: Se
     body = {
         "model": MODEL,
         "messages": [{"role": "user", "content": "Write a long story about a dragon."}],
-        "max_tokens": 300,
+        # As many as the context leaves (the story runs past them): the longer the answer,
+        # the surer the client's leaving is seen before it ends, on a loaded machine too.
+        "max_tokens": 450,
         "stream": True,
         "temperature": 0,
     }
@@ -162,7 +164,7 @@ def test_a_disconnect_mid_stream_is_charged_for_the_tokens_generated(metered: Se
         assert time.monotonic() < deadline, "the cut-off stream was never settled"
         time.sleep(0.1)
     assert entry["outcome"] == "cancelled", entry  # the entry says how far it went
-    assert 5 <= entry["tokens_out"] < 300
+    assert 5 <= entry["tokens_out"] < 450
     price = Price.from_settings(PRICES)
     expected = charge(price, entry["tokens_in"], 0, entry["tokens_out"], 1.5)
     assert entry["charged"] * 1_000_000 == pytest.approx(expected)

@@ -131,6 +131,8 @@ def create_app(settings: Settings) -> ModelGridApp:
     changes.listen("org", keys.org_changed)
     changes.listen("member", keys.member_changed)
     changes.listen("credits", meter.granted_changed)
+    if changes.polling:
+        metrics.watch_change_feed(changes.age)
     guard = settings.review.guard.model
     reviewer = Reviewer(settings.review, catalogue.resolve(guard).engine if guard else None)
     audit = AuditLog(

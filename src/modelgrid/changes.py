@@ -72,7 +72,16 @@ class ChangeFeed:
         self._listeners: dict[str, list[Listener]] = {}
         self._cursor = Cursor(0)
         self._pruned_at = 0.0
+        self._read_at = time.monotonic()
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def polling(self) -> bool:
+        return self._interval > 0
+
+    def age(self) -> float:
+        """Seconds since the feed was last read (or started)."""
+        return time.monotonic() - self._read_at
 
     def listen(self, topic: str, listener: Listener) -> None:
         """Call ``listener`` with the subject of each change on ``topic``."""
@@ -82,6 +91,7 @@ class ChangeFeed:
         """Read from the newest change on: caches start empty, so what came before is in
         whatever they read."""
         self._cursor = Cursor(await self._store.latest())
+        self._read_at = time.monotonic()
         if self._interval > 0:
             self._task = asyncio.create_task(self._poll(), name="change-feed")
 
@@ -103,8 +113,9 @@ class ChangeFeed:
     async def read(self) -> list[Change]:
         """Read the changes since the last read and tell their listeners."""
         found = await self._store.since(self._cursor.last, self._cursor.holes)
+        self._read_at = time.monotonic()
         self._cursor = advance(
-            self._cursor, (c.id for c in found), time.monotonic(), self._hole_seconds
+            self._cursor, (c.id for c in found), self._read_at, self._hole_seconds
         )
         for change in found:
             for listener in self._listeners.get(change.topic, ()):

@@ -264,8 +264,9 @@ class _GrantCache:
     async def _lookup(self, account: str, generation: int) -> int:
         granted = await self._ledger.granted(account)
         if generation == self._generation:
-            if len(self._known) >= CACHED_ACCOUNTS:
-                for oldest in list(islice(self._known, CACHED_ACCOUNTS // 10)):
+            self._known.pop(account, None)  # to the end: the dict's order is the entries' age
+            if len(self._known) >= CACHED_ACCOUNTS:  # bounded: the oldest tenth goes
+                for oldest in list(islice(self._known, max(1, CACHED_ACCOUNTS // 10))):
                     del self._known[oldest]
             self._known[account] = (time.monotonic(), granted)
         return granted

@@ -51,6 +51,14 @@ class Metrics:
         self.busy_slots = Gauge(
             "modelgrid_engine_busy_slots", "Engine slots generating now", ["model"], registry=r
         )
+        # Set to the feed's own clock once it runs; -1 while nothing reads it (polling off).
+        self.change_feed_age = Gauge(
+            "modelgrid_change_feed_age_seconds",
+            "Seconds since this process last read the database's change feed: while it grows, "
+            "revocations and grants made elsewhere wait for cached entries to expire",
+            registry=r,
+        )
+        self.change_feed_age.set(-1)
         self._engine_stats: dict[str, Callable[[], EngineStats]] = {}
         # Both keyed by bounded sets: routes and statuses the server has, models it serves.
         self._by_route: dict[tuple[str, int], tuple[Any, Any]] = {}
@@ -60,6 +68,9 @@ class Metrics:
 
     def watch_deployments(self, model: str, snapshot: Callable[[], list[dict[str, Any]]]) -> None:
         self._deployments.sources[model] = snapshot
+
+    def watch_change_feed(self, age: Callable[[], float]) -> None:
+        self.change_feed_age.set_function(age)
 
     def watch_engine(self, model: str, stats: Callable[[], EngineStats]) -> None:
         self._engine_stats[model] = stats

@@ -163,3 +163,15 @@ async def test_the_migration_matches_the_table_and_downgrades(db: Database) -> N
     org = await orgs.ensure("acme", "free", "free")
     await orgs.ensure("acme", "pro", "free")
     assert await topics(ChangeStore(db), 0) == [("org", org.id)]
+
+
+async def test_the_feed_s_age_starts_again_at_each_read(db: Database) -> None:
+    """What /metrics shows as modelgrid_change_feed_age_seconds."""
+    feed = ChangeFeed(ChangeStore(db), interval=0)
+    assert not feed.polling
+    await feed.start()
+    await asyncio.sleep(0.05)
+    waited = feed.age()
+    assert waited >= 0.05
+    await feed.read()
+    assert feed.age() < waited

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ class Recorder:
             self.traffic.append(f"t{len(self.batches)}")
 
 
-def journal(directory: Path, commit: Recorder) -> Journal[str]:
+def journal(directory: Path, commit: Callable[[list[str]], Awaitable[None]]) -> Journal[str]:
     return Journal(
         directory,
         encode=str.encode,
@@ -82,16 +83,7 @@ async def test_a_failed_flush_is_reported_to_each_caller_it_answered(tmp_path: P
         calls.append(list(batch))
         raise RuntimeError("database away")
 
-    items = Journal(
-        tmp_path,
-        encode=str.encode,
-        decode=bytes.decode,
-        commit=refuse,
-        describe=str,
-        log=logging.getLogger("test.journal"),
-        name="test",
-        flush_interval=3600,
-    )
+    items = journal(tmp_path, refuse)
     await items.start()
     try:
         items.append("a")

@@ -7,6 +7,8 @@ import asyncio
 import pytest
 import sqlalchemy as sa
 
+from modelgrid.keys import hash_key
+from modelgrid.storage import keys as keys_module
 from modelgrid.storage.database import Database
 from modelgrid.storage.keys import KeyStore
 from modelgrid.storage.tables import api_keys
@@ -152,5 +154,21 @@ async def test_an_expired_key_is_refused_even_from_the_cache(database_url: str) 
         assert await store.verify(never) is not None
         past = await store.create(expires_at=datetime.now(UTC) - timedelta(seconds=1))
         assert await store.verify(past) is None
+    finally:
+        await db.close()
+
+
+async def test_the_cache_is_bounded_and_lets_the_oldest_go(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keys_module, "CACHED_KEYS", 10)
+    db, store = await store_for(database_url, cache_seconds=60)
+    try:
+        made = [await store.create() for _ in range(12)]
+        for key in made:
+            assert await store.verify(key) is not None
+        cached = set(store._cache)
+        assert len(cached) == 10
+        assert hash_key(made[0]) not in cached and hash_key(made[-1]) in cached
     finally:
         await db.close()

@@ -193,8 +193,9 @@ class KeyStore:
         if record.expired(datetime.now(UTC)):
             return None
         if self._cache_seconds > 0 and generation == self._generation:
+            self._cache.pop(digest, None)  # to the end: the dict's order is the entries' age
             if len(self._cache) >= CACHED_KEYS:  # bounded: the oldest tenth goes
-                for oldest in list(islice(self._cache, CACHED_KEYS // 10)):
+                for oldest in list(islice(self._cache, max(1, CACHED_KEYS // 10))):
                     del self._cache[oldest]
             self._cache[digest] = (time.monotonic() + self._cache_seconds, record)
         return record
