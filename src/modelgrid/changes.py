@@ -102,13 +102,24 @@ class ChangeFeed:
                 await self._task
 
     async def _poll(self) -> None:
+        failing_since: float | None = None
+        quiet_until = 0.0  # while failing: one traceback a minute, not one a second
         while True:
             await asyncio.sleep(self._interval)
             try:
                 await self.read()
                 await self._prune()
             except Exception:  # the database away for a while: caches keep what they have
-                log.exception("change feed: read failed")
+                now = time.monotonic()
+                failing_since = now if failing_since is None else failing_since
+                if now >= quiet_until:
+                    log.exception("change feed: read failed; cached keys and credits stay")
+                    quiet_until = now + 60
+                continue
+            if failing_since is not None:
+                outage = time.monotonic() - failing_since
+                log.warning("change feed: read again after %.0f s of failures", outage)
+                failing_since, quiet_until = None, 0.0
 
     async def read(self) -> list[Change]:
         """Read the changes since the last read and tell their listeners."""
