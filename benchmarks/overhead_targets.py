@@ -258,10 +258,13 @@ class BareProxy(Target):
         return f"{self.client} {version(self.client)}, uvicorn {version('uvicorn')}"
 
 
-def start_modelgrid(procs: Processes, config: Path, key: str, log: Path) -> str:
-    """Serve ``config`` with ``key`` as the admin key; returns the base URL, up to ``/v1``."""
+def start_modelgrid(
+    procs: Processes, config: Path, key: str, log: Path, env: dict[str, str] | None = None
+) -> str:
+    """Serve ``config`` with ``key`` as the admin key (and ``env`` added to the environment);
+    returns the base URL, up to ``/v1``."""
     port = free_port()
-    env = os.environ | {"MODELGRID_ADMIN_KEY": key}
+    env = os.environ | (env or {}) | {"MODELGRID_ADMIN_KEY": key}
     cmd = [sys.executable, "-m", "modelgrid", "serve", "--config", str(config)]
     procs.spawn([*cmd, "--port", str(port)], log, env)
     procs.wait_port(port, 60)

@@ -16,7 +16,9 @@ end points alone say little; a leak of even 100 bytes a request would show as a 
 of that size across every slice.
 
 Usage: ``python benchmarks/soak.py [--slices 8] [--seconds 15] [--concurrency 16]
-[--keys 50] [--json]``. Needs nginx and wrk (``apt-get install nginx wrk``).
+[--keys 50] [--against NAME=VALUE] [--json]``. ``--against MALLOC_ARENA_MAX=2`` soaks a
+second server with that variable in its environment, slice for slice in alternation with the
+first, so that the two slopes come from the same minutes of the same machine. Needs nginx and wrk (``apt-get install nginx wrk``).
 """
 
 from __future__ import annotations
@@ -118,16 +120,68 @@ def run_slice(wrk: str, url: str, lua: Path, conc: int, seconds: int, pid: int) 
     return Slice(seconds, int(count[1]), failed, rss_mb(pid))
 
 
+@dataclass
+class Server:
+    """One server under soak, and what its slices found."""
+
+    name: str
+    base: str
+    pid: int
+    lua: Path
+    started_mb: float
+    slices: list[Slice]
+
+
+def start(
+    procs: Processes, name: str, workdir: Path, origin: str, keys: int, env: dict[str, str]
+) -> Server:
+    workdir.mkdir()
+    path = config(workdir, origin)
+    base = start_modelgrid(procs, path, ADMIN_KEY, workdir / "modelgrid.log", env)
+    pid = procs.children[-1][0].pid
+    lua = workdir / "soak.lua"
+    wrk_script(lua, create_keys(path, keys))
+    return Server(name, base, pid, lua, rss_mb(pid), [])
+
+
+def summary(server: Server, slices: int) -> dict[str, object]:
+    warm = max(1, slices // 4)
+    served = list(itertools.accumulate(s.requests for s in server.slices))[warm - 1 :]
+    rss = [s.rss_mb for s in server.slices[warm - 1 :]]
+    slope = statistics.linear_regression(served, rss).slope if len(set(served)) > 1 else 0.0
+    return {
+        "server": server.name,
+        "rss_mb_at_start": round(server.started_mb, 1),
+        "slices": [asdict(s) for s in server.slices],
+        "warmup_slices": warm,
+        "requests_after_warmup": served[-1] - served[0],
+        "failed": sum(s.failed for s in server.slices),
+        "rss_mb_after_warmup": rss[0],
+        "rss_mb_peak_after_warmup": max(rss),
+        "rss_mb_last": rss[-1],
+        "bytes_per_request": round(slope * 1024 * 1024, 1),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=8)
     parser.add_argument("--seconds", type=int, default=15, help="seconds per slice")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--keys", type=int, default=50, help="organisations, one key each")
+    parser.add_argument(
+        "--against",
+        metavar="NAME=VALUE",
+        action="append",
+        default=[],
+        help="also soak a second server with this environment variable set (repeatable), "
+        "its slices alternating with the first's, so both see the same minutes",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     args = parser.parse_args()
     if args.slices < 4:
         parser.error("--slices must be at least 4: the first quarter is the warm-up")
+    against = dict(item.split("=", 1) for item in args.against)
     nginx, wrk = require_tools()
     procs = Processes()
     with tempfile.TemporaryDirectory(prefix="modelgrid-soak-") as tmp:
@@ -135,54 +189,40 @@ def main() -> int:
         try:
             (workdir / "mock").mkdir()
             origin = start_mock(nginx, workdir / "mock", procs)
-            path = config(workdir, origin)
-            base = start_modelgrid(procs, path, ADMIN_KEY, workdir / "modelgrid.log")
-            server = procs.children[-1][0].pid
-            lua = workdir / "soak.lua"
-            wrk_script(lua, create_keys(path, args.keys))
-            started = rss_mb(server)
-            slices = []
+            servers = [start(procs, "default", workdir / "a", origin, args.keys, {})]
+            if against:
+                name = " ".join(f"{k}={v}" for k, v in against.items())
+                servers.append(start(procs, name, workdir / "b", origin, args.keys, against))
             for n in range(args.slices):
-                done = run_slice(
-                    wrk, base + "/chat/completions", lua, args.concurrency, args.seconds, server
-                )
-                slices.append(done)
-                if not args.json:
-                    print(
-                        f"slice {n + 1}: {done.requests:,} requests ({done.failed} failed), "
-                        f"RSS {done.rss_mb:.1f} MB",
-                        file=sys.stderr,
+                for server in servers:
+                    url = server.base + "/chat/completions"
+                    done = run_slice(
+                        wrk, url, server.lua, args.concurrency, args.seconds, server.pid
                     )
+                    server.slices.append(done)
+                    if not args.json:
+                        print(
+                            f"slice {n + 1} ({server.name}): {done.requests:,} requests "
+                            f"({done.failed} failed), RSS {done.rss_mb:.1f} MB",
+                            file=sys.stderr,
+                        )
         finally:
             procs.stop()
-    warm = max(1, args.slices // 4)
-    served = list(itertools.accumulate(s.requests for s in slices))[warm - 1 :]
-    rss = [s.rss_mb for s in slices[warm - 1 :]]
-    slope = statistics.linear_regression(served, rss).slope if len(set(served)) > 1 else 0.0
-    result = {
-        "concurrency": args.concurrency,
-        "keys": args.keys,
-        "rss_mb_at_start": round(started, 1),
-        "slices": [asdict(s) for s in slices],
-        "warmup_slices": warm,
-        "requests_after_warmup": served[-1] - served[0],
-        "failed": sum(s.failed for s in slices),
-        "rss_mb_after_warmup": rss[0],
-        "rss_mb_peak_after_warmup": max(rss),
-        "rss_mb_last": rss[-1],
-        "bytes_per_request": round(slope * 1024 * 1024, 1),
-    }
+    results = [summary(server, args.slices) for server in servers]
     if args.json:
-        print(json.dumps(result, indent=2))
+        common = {"concurrency": args.concurrency, "keys": args.keys}
+        print(json.dumps([common | r for r in results] if against else common | results[0]))
         return 0
-    print(
-        f"\nRSS at start {started:.1f} MB; after the warm-up ({warm} slices) {rss[0]:.1f} MB; "
-        f"peak after it {max(rss):.1f} MB; last {rss[-1]:.1f} MB"
-    )
-    print(
-        f"slope over {result['requests_after_warmup']:,} requests after the warm-up: "
-        f"{result['bytes_per_request']:+} bytes a request; {result['failed']} failed"
-    )
+    for r in results:
+        print(
+            f"\n{r['server']}: RSS at start {r['rss_mb_at_start']} MB; after the warm-up "
+            f"({r['warmup_slices']} slices) {r['rss_mb_after_warmup']:.1f} MB; peak after it "
+            f"{r['rss_mb_peak_after_warmup']:.1f} MB; last {r['rss_mb_last']:.1f} MB"
+        )
+        print(
+            f"slope over {r['requests_after_warmup']:,} requests after the warm-up: "
+            f"{r['bytes_per_request']:+} bytes a request; {r['failed']} failed"
+        )
     return 0
 
 

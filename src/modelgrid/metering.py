@@ -10,14 +10,13 @@ before producing anything is charged nothing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import islice
 
+from .cache import SingleFlightCache
 from .counters import Counters
 from .errors import InsufficientQuota
 from .pricing import FREE, Cost, OffPeak, Price, charge, cost, list_price
@@ -85,7 +84,11 @@ class Meter:
         self.prices = prices
         self.off_peak = off_peak
         self._clock = clock
-        self._granted = _GrantCache(ledger, cache_seconds)
+        # Each account's credits granted, the cap of its credits counter; the change feed
+        # reports a grant made anywhere, so most requests skip the database.
+        self._granted: SingleFlightCache[str, int] = SingleFlightCache(
+            ledger.granted, cache_seconds, CACHED_ACCOUNTS
+        )
 
     def price_of(self, model: str) -> Price:
         return self.prices.get(model, FREE)
@@ -235,42 +238,3 @@ class Meter:
                 baseline=baseline,
             )
         )
-
-
-class _GrantCache:
-    """Each account's credits granted, the cap of its credits counter: remembered for
-    ``seconds``, and forgotten as soon as the change feed reports a grant to the account (by
-    any replica, or the CLI), so a grant counts everywhere within the feed's interval with no
-    database read on most requests; one read at a time per account."""
-
-    def __init__(self, ledger: Ledger, seconds: float = 1.0) -> None:
-        self._ledger = ledger
-        self.seconds = seconds
-        self._known: dict[str, tuple[float, int]] = {}
-        self._pending: dict[str, asyncio.Future[int]] = {}
-        self._generation = 0  # as KeyStore's: a read a grant overtook is not kept
-
-    async def get(self, account: str) -> int:
-        known = self._known.get(account)
-        if known is not None and time.monotonic() - known[0] < self.seconds:
-            return known[1]
-        pending = self._pending.get(account)
-        if pending is None:
-            pending = asyncio.ensure_future(self._lookup(account, self._generation))
-            self._pending[account] = pending
-            pending.add_done_callback(lambda _: self._pending.pop(account, None))
-        return await asyncio.shield(pending)
-
-    async def _lookup(self, account: str, generation: int) -> int:
-        granted = await self._ledger.granted(account)
-        if generation == self._generation:
-            self._known.pop(account, None)  # to the end: the dict's order is the entries' age
-            if len(self._known) >= CACHED_ACCOUNTS:  # bounded: the oldest tenth goes
-                for oldest in list(islice(self._known, max(1, CACHED_ACCOUNTS // 10))):
-                    del self._known[oldest]
-            self._known[account] = (time.monotonic(), granted)
-        return granted
-
-    def forget(self, account: str) -> None:
-        self._generation += 1
-        self._known.pop(account, None)

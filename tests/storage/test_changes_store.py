@@ -71,7 +71,7 @@ async def test_another_process_revocation_reaches_a_long_cache_at_the_next_read(
         assert await keys.verify(revoked) is not None  # cached: no read yet
         await feed.read()
         assert await keys.verify(revoked) is None
-        assert len(keys._cache) == 1  # the other key stays cached
+        assert len(keys.cache) == 1  # the other key stays cached
     finally:
         await here.close()
         await there.close()
@@ -132,13 +132,13 @@ async def test_a_lookup_a_change_overtook_is_not_cached(db: Database) -> None:
     keys = KeyStore(db, cache_seconds=3600)
     key = await keys.create()
     lookup = asyncio.ensure_future(keys.verify(key))
-    while not keys._pending:  # noqa: ASYNC110 (until the look-up is under way)
+    while not keys.cache.loading:  # noqa: ASYNC110 (until the look-up is under way)
         await asyncio.sleep(0)
     keys.key_changed("something")
     assert await lookup is not None
-    assert keys._cache == {}
+    assert len(keys.cache) == 0
     assert await keys.verify(key) is not None
-    assert len(keys._cache) == 1
+    assert len(keys.cache) == 1
 
 
 async def test_pruning_never_lets_an_id_come_back(db: Database) -> None:

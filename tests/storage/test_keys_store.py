@@ -167,7 +167,7 @@ async def test_the_cache_is_bounded_and_lets_the_oldest_go(
         made = [await store.create() for _ in range(12)]
         for key in made:
             assert await store.verify(key) is not None
-        cached = set(store._cache)
+        cached = store.cache
         assert len(cached) == 10
         assert hash_key(made[0]) not in cached and hash_key(made[-1]) in cached
     finally:

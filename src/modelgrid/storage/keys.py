@@ -8,17 +8,14 @@ skip the database. Unknown keys are not cached: a newly created key works on its
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import islice
 from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from ..cache import SingleFlightCache
 from ..keys import hash_key, new_key, public_prefix
 from .database import Database
 from .tables import api_keys, members, organisations
@@ -56,12 +53,13 @@ class KeyRecord:
 class KeyStore:
     def __init__(self, db: Database, cache_seconds: float = 1.0) -> None:
         self._db = db
-        self._cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, KeyRecord]] = {}
-        self._pending: dict[str, asyncio.Future[KeyRecord | None]] = {}
-        # Bumped by every change: a look-up that a change overtook is not cached, since it
-        # may have read the row before the change.
-        self._generation = 0
+        # By the key's hash; a key unknown, revoked or expired is not kept.
+        self.cache: SingleFlightCache[str, KeyRecord | None] = SingleFlightCache(
+            self._lookup,
+            cache_seconds,
+            CACHED_KEYS,
+            keep=lambda record: record is not None and not record.expired(datetime.now(UTC)),
+        )
 
     async def create(
         self,
@@ -145,60 +143,31 @@ class KeyStore:
 
     def forget(self) -> None:
         """Drop every cached key (after a change to what keys may do)."""
-        self._generation += 1
-        self._cache.clear()
+        self.cache.clear()
 
     def key_changed(self, digest: str) -> None:
-        self._generation += 1
-        self._cache.pop(digest, None)
+        self.cache.forget(digest)
 
     def org_changed(self, org_id: str) -> None:
-        self._forget_where(lambda record: record.org_id == org_id)
+        self.cache.forget_where(lambda record: record is not None and record.org_id == org_id)
 
     def member_changed(self, member_id: str) -> None:
-        self._forget_where(lambda record: record.member_id == member_id)
-
-    def _forget_where(self, match: Callable[[KeyRecord], bool]) -> None:
-        self._generation += 1
-        for digest in [d for d, (_, record) in self._cache.items() if match(record)]:
-            del self._cache[digest]
+        self.cache.forget_where(lambda record: record is not None and record.member_id == member_id)
 
     async def verify(self, key: str) -> KeyRecord | None:
         """The active key record for this clear-text key, or None."""
-        digest = hash_key(key)
-        cached = self._cache.get(digest)
-        if cached is not None and cached[0] > time.monotonic():
-            record = cached[1]
-            return None if record.expired(datetime.now(UTC)) else record
-        # One lookup per key at a time: when a busy key's cache entry expires, the requests
-        # arriving meanwhile share that lookup instead of each queueing for the database.
-        pending = self._pending.get(digest)
-        if pending is None:
-            pending = asyncio.ensure_future(self._lookup(digest, self._generation))
-            self._pending[digest] = pending
-            pending.add_done_callback(lambda _: self._pending.pop(digest, None))
-        return await asyncio.shield(pending)
+        record = await self.cache.get(hash_key(key))
+        # A key cached before its expiry is refused from the cache too.
+        return None if record is None or record.expired(datetime.now(UTC)) else record
 
-    async def _lookup(self, digest: str, generation: int) -> KeyRecord | None:
+    async def _lookup(self, digest: str) -> KeyRecord | None:
         async with self._db.engine.connect() as conn:
             row = (
                 await conn.execute(
                     _with_org().where(api_keys.c.hash == digest, api_keys.c.revoked_at.is_(None))
                 )
             ).first()
-        if row is None:
-            self._cache.pop(digest, None)
-            return None
-        record = _record(row)
-        if record.expired(datetime.now(UTC)):
-            return None
-        if self._cache_seconds > 0 and generation == self._generation:
-            self._cache.pop(digest, None)  # to the end: the dict's order is the entries' age
-            if len(self._cache) >= CACHED_KEYS:  # bounded: the oldest tenth goes
-                for oldest in list(islice(self._cache, max(1, CACHED_KEYS // 10))):
-                    del self._cache[oldest]
-            self._cache[digest] = (time.monotonic() + self._cache_seconds, record)
-        return record
+        return None if row is None else _record(row)
 
 
 def _with_org() -> sa.Select[Any]:
