@@ -148,14 +148,12 @@ class Meter:
         go to the database first, in one flush for them all (shared with whatever other
         loads wait meanwhile); other replicas' reach it within their flush interval."""
         await self.ledger.flush()
-        for bucket in found:
-            if bucket.kind == "credits":
-                value = await self.ledger.spent(account)
-            else:
-                totals = await self.ledger.totals(account, bucket.since)
-                value = (
-                    totals.charge if not bucket.in_tokens else totals.tokens_in + totals.tokens_out
-                )
+        windows = [None if b.kind == "credits" else b.since for b in found]
+        for bucket, totals in zip(
+            found, await self.ledger.totals_since(account, windows), strict=True
+        ):
+            # Credits: every charge of all time (the cap is what was granted).
+            value = totals.tokens_in + totals.tokens_out if bucket.in_tokens else totals.charge
             await self.counters.load(bucket.key, value, ttl_seconds(bucket, now))
 
     def _cost(self, trace: Trace, tokens_in: int, tokens_out: int) -> int:

@@ -15,7 +15,7 @@ from modelgrid.storage.ledger import Ledger, Totals
 from modelgrid.storage.orgs import OrgStore
 from modelgrid.storage.rollups import prune, roll_up, rolled_until
 from modelgrid.storage.tables import ledger, ledger_hourly, metadata, rollup_state
-from modelgrid.storage.usage import usage_sums
+from modelgrid.storage.usage import usage_since, usage_sums
 
 from .ledger_data import ACCOUNTS, H0, commit, expected, hourly, raw_ids, spread, total
 from .test_ledger import _alembic, _schema, entry
@@ -190,12 +190,17 @@ async def test_sums_are_the_same_before_and_after_pruning(db: Database, tmp_path
     month = datetime(2026, 11, 1, tzinfo=UTC)
     starts = [month, H0 - timedelta(days=30), H0.replace(hour=0), H0 - 5 * HOUR]
 
+    # One statement for several windows, as a new account's counters load: whole hours,
+    # part-hours, and all time.
+    together: list[datetime | None] = [*starts, None, H0 - 5 * HOUR + timedelta(minutes=7)]
+
     async def snapshot() -> object:
         return (
             [await book.totals(a, s) for a in ACCOUNTS for s in starts],
             [await book.spent(a) for a in ACCOUNTS],
             await book.by_model(month, H0),
             await usage_sums(db, "org:acme", by=("hour", "model", "plan")),
+            [await book.totals_since(a, together) for a in ACCOUNTS],
         )
 
     before = await snapshot()
@@ -204,6 +209,7 @@ async def test_sums_are_the_same_before_and_after_pruning(db: Database, tmp_path
         [expected(entries, a)[()].charge for a in ACCOUNTS],
         {k[0]: t for k, t in expected(entries, None, month, H0, ("model",)).items()},
         expected(entries, "org:acme", by=("hour", "model", "plan")),
+        [[expected(entries, a, s)[()] for s in together] for a in ACCOUNTS],
     )
     await roll_up(db, H0)
     assert await snapshot() == before
@@ -243,6 +249,7 @@ async def test_nothing_to_roll_up_or_prune(db: Database) -> None:
     assert await prune(db, FAR, 1, {"pro": 5}) == 0
     assert await hourly(db) == {}
     assert await usage_sums(db, "org:acme") == {(): Totals(0, 0, 0, 0, 0, 0, 0)}
+    assert await usage_since(db, "org:acme", [None, END]) == [Totals(0, 0, 0, 0, 0, 0, 0)] * 2
     assert await usage_sums(db, None, by=("model",)) == {}
 
 

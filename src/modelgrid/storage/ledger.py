@@ -28,7 +28,7 @@ from .journal import Journal
 from .journaled import Journaled
 from .tables import credit_grants, ledger
 from .usage import Totals as Totals
-from .usage import usage_sums
+from .usage import usage_since, usage_sums
 
 log = logging.getLogger("modelgrid.ledger")
 
@@ -126,6 +126,10 @@ class Ledger(Journaled[LedgerEntry]):
 
     async def totals(self, account: str, since: datetime) -> Totals:
         return (await usage_sums(self._db, account, since))[()]
+
+    async def totals_since(self, account: str, windows: list[datetime | None]) -> list[Totals]:
+        """``account``'s totals since each of ``windows`` (None: of all time), in one query."""
+        return await usage_since(self._db, account, windows)
 
     async def entries(
         self,
