@@ -16,9 +16,10 @@ end points alone say little; a leak of even 100 bytes a request would show as a 
 of that size across every slice.
 
 Usage: ``python benchmarks/soak.py [--slices 8] [--seconds 15] [--concurrency 16]
-[--keys 50] [--against NAME=VALUE] [--json]``. ``--against MALLOC_ARENA_MAX=2`` soaks a
-second server with that variable in its environment, slice for slice in alternation with the
-first, so that the two slopes come from the same minutes of the same machine. Needs nginx and wrk (``apt-get install nginx wrk``).
+[--keys 50] [--against 'NAME=VALUE ...'] [--json]``. ``--against MALLOC_ARENA_MAX=2`` soaks
+a second server with that variable in its environment, slice for slice in alternation with
+the first, so that the slopes come from the same minutes of the same machine; repeat it for
+a third server, and so on. Needs nginx and wrk (``apt-get install nginx wrk``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import itertools
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -174,25 +176,28 @@ def main() -> int:
         metavar="NAME=VALUE",
         action="append",
         default=[],
-        help="also soak a second server with this environment variable set (repeatable), "
-        "its slices alternating with the first's, so both see the same minutes",
+        help="also soak a server with these variables in its environment (space-separated "
+        "NAME=VALUE pairs); repeat for more servers. Their slices alternate with the first's, "
+        "so all see the same minutes",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     args = parser.parse_args()
     if args.slices < 4:
         parser.error("--slices must be at least 4: the first quarter is the warm-up")
-    against = dict(item.split("=", 1) for item in args.against)
+    variants = [dict(pair.split("=", 1) for pair in item.split()) for item in args.against]
     nginx, wrk = require_tools()
+    # SIGTERM would otherwise end us without the finally block that stops the servers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     procs = Processes()
     with tempfile.TemporaryDirectory(prefix="modelgrid-soak-") as tmp:
         workdir = Path(tmp)
         try:
             (workdir / "mock").mkdir()
             origin = start_mock(nginx, workdir / "mock", procs)
-            servers = [start(procs, "default", workdir / "a", origin, args.keys, {})]
-            if against:
-                name = " ".join(f"{k}={v}" for k, v in against.items())
-                servers.append(start(procs, name, workdir / "b", origin, args.keys, against))
+            servers = [start(procs, "default", workdir / "0", origin, args.keys, {})]
+            for n, env in enumerate(variants, 1):
+                name = " ".join(f"{k}={v}" for k, v in env.items())
+                servers.append(start(procs, name, workdir / str(n), origin, args.keys, env))
             for n in range(args.slices):
                 for server in servers:
                     url = server.base + "/chat/completions"
@@ -211,7 +216,7 @@ def main() -> int:
     results = [summary(server, args.slices) for server in servers]
     if args.json:
         common = {"concurrency": args.concurrency, "keys": args.keys}
-        print(json.dumps([common | r for r in results] if against else common | results[0]))
+        print(json.dumps([common | r for r in results] if variants else common | results[0]))
         return 0
     for r in results:
         print(
