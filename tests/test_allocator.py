@@ -1,16 +1,18 @@
 """The allocator's trimmer: glibc's malloc_trim found and called, on a schedule, off the
-event loop's thread; failures logged, never raised."""
+event loop's thread; failures logged, never raised. Its fixed mmap threshold."""
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
 import platform
+import subprocess
+import sys
 import threading
 
 import pytest
 
-from modelgrid.allocator import Trimmer, malloc_trim
+from modelgrid.allocator import Trimmer, fix_mmap_threshold, malloc_trim
 
 pytestmark = pytest.mark.anyio
 
@@ -75,3 +77,38 @@ async def test_zero_seconds_never_trims() -> None:
     trimmer.start()
     await asyncio.sleep(0.05)
     await trimmer.close()
+
+
+LARGE_BLOCK = """
+import ctypes, sys
+from modelgrid.allocator import fix_mmap_threshold
+
+class Info(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks",
+        "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = Info
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+print(fix_mmap_threshold(int(sys.argv[1]), {}))
+libc.free(libc.malloc(4 << 20))  # a large block freed: glibc's own threshold rises to 4 MB
+before = libc.mallinfo2().hblks
+block = libc.malloc(256 << 10)
+print(libc.mallinfo2().hblks - before)  # 1: the block was mmapped; 0: it came from the heap
+"""
+
+
+def large_block(threshold: int) -> list[str]:
+    cmd = [sys.executable, "-c", LARGE_BLOCK, str(threshold)]
+    return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_a_fixed_mmap_threshold_keeps_large_blocks_out_of_the_heap() -> None:
+    assert large_block(65536) == ["True", "1"]
+    assert large_block(0) == ["False", "0"]  # glibc's threshold moved past the block
+
+
+def test_the_environments_mmap_threshold_wins() -> None:
+    assert fix_mmap_threshold(65536, {"MALLOC_MMAP_THRESHOLD_": "131072"}) is False

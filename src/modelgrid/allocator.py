@@ -8,6 +8,13 @@ and go in sizes that never quite fit again), and ``malloc_trim(0)``, which retur
 wholly free page wherever it lies, gave back 19–28 MB of it at a call (docs/benchmarks.md,
 memory under sustained load). Where the C library has no ``malloc_trim`` (musl, macOS),
 nothing runs.
+
+Large blocks are the other half. glibc serves a block from mmap (its own pages, given back
+when freed) only above a threshold that starts at 128 KB and rises, up to 32 MB, to the size
+of each mmapped block freed; after the first large batch has come and gone, the next ones
+(a flush's rows, the provenance index's arrays, large bodies) come from the heap, and leave
+holes there. ``fix_mmap_threshold`` sets the threshold, which also stops it moving
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -16,12 +23,30 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 log = logging.getLogger("modelgrid.allocator")
 
 Trim = Callable[[], bool]
+M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+
+
+def fix_mmap_threshold(size: int, environ: Mapping[str, str] = os.environ) -> bool:
+    """Blocks of ``size`` bytes and more from mmap from now on, the threshold no longer moving
+    (0: glibc's default), unless ``MALLOC_MMAP_THRESHOLD_`` is in the environment; true when
+    it was set. Where the C library has no ``mallopt``, nothing is done."""
+    if size <= 0 or "MALLOC_MMAP_THRESHOLD_" in environ:
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    done: int = mallopt(M_MMAP_THRESHOLD, size)
+    return done == 1
 
 
 def malloc_trim() -> Trim | None:

@@ -29,7 +29,7 @@ from . import (
 )
 from .access_log import AccessLog
 from .admission import Admission
-from .allocator import Trimmer
+from .allocator import Trimmer, fix_mmap_threshold
 from .audit.keys import AuditKeys
 from .audit.store import AuditLog
 from .catalogue import Catalogue
@@ -276,4 +276,5 @@ def app_from_environment() -> ModelGridApp:
     with a fresh interpreter, so its logging is set up here, as ``serve`` does for one."""
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
+    fix_mmap_threshold(settings.memory_mmap_threshold)
     return create_app(settings)

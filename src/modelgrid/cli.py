@@ -41,6 +41,7 @@ def serve(config: str | None, host: str | None, port: int | None, workers: int |
     """Serve the API (the embedded model unless the config says otherwise)."""
     import uvicorn
 
+    from .allocator import fix_mmap_threshold
     from .app import announce_admin_key, app_from_environment, bootstrap, create_app
     from .http_protocol import HttpProtocol
     from .logs import configure_logging
@@ -52,6 +53,7 @@ def serve(config: str | None, host: str | None, port: int | None, workers: int |
     if missing:
         raise click.ClickException("; ".join(missing))
     configure_logging(settings.log_level, settings.log_format)
+    fix_mmap_threshold(settings.memory_mmap_threshold)
 
     async def prepare() -> str | None:
         db = Database(settings.resolved_database_url)

@@ -139,6 +139,9 @@ class Settings(BaseModel):
     # Seconds between hand-backs of the C allocator's free pages to the system (glibc's
     # malloc_trim); 0: never.
     memory_trim_seconds: float = Field(60.0, ge=0)
+    # Blocks of this many bytes and more come from mmap and go back to the system when freed
+    # (glibc's M_MMAP_THRESHOLD, fixed); 0: glibc's own, which rises after large frees.
+    memory_mmap_threshold: int = Field(65536, ge=0)
     admin_key: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"
