@@ -201,6 +201,7 @@ async def test_sums_are_the_same_before_and_after_pruning(db: Database, tmp_path
             await book.by_model(month, H0),
             await usage_sums(db, "org:acme", by=("hour", "model", "plan")),
             [await book.totals_since(a, together) for a in ACCOUNTS],
+            [await book.totals_since(a, [None]) for a in ACCOUNTS],  # one window alone
         )
 
     before = await snapshot()
@@ -210,6 +211,7 @@ async def test_sums_are_the_same_before_and_after_pruning(db: Database, tmp_path
         {k[0]: t for k, t in expected(entries, None, month, H0, ("model",)).items()},
         expected(entries, "org:acme", by=("hour", "model", "plan")),
         [[expected(entries, a, s)[()] for s in together] for a in ACCOUNTS],
+        [[expected(entries, a)[()]] for a in ACCOUNTS],
     )
     await roll_up(db, H0)
     assert await snapshot() == before
