@@ -352,8 +352,8 @@ def print_tables(loads: list[Load], firsts: list[FirstByte], rounds: int = 1) ->
 
 def ratios(loads: list[Load]) -> dict[str, dict[int, float]]:
     """ModelGrid's throughput against the bare proxy (the floor Python reaches here) and
-    against LiteLLM, per concurrency: the issue's goals are at least 0.7 and at least 20; and
-    with full metering against metering off."""
+    against LiteLLM, per concurrency: the issue's goals are at least 0.7 and at least 20; with
+    full metering against metering off; and with the writer process against without it."""
     ok = {(r.target, r.concurrency): r.requests_per_s for r in loads if not r.error}
     out: dict[str, dict[int, float]] = {}
     for name, target, baseline in [
@@ -361,6 +361,7 @@ def ratios(loads: list[Load]) -> dict[str, dict[int, float]]:
         ("vs_bare_pyreqwest", "modelgrid", "bare-pyreqwest"),
         ("vs_litellm", "modelgrid", "litellm"),
         ("metered_vs_unmetered", "modelgrid", "modelgrid-unmetered"),
+        ("writer_vs_inline", "modelgrid", "modelgrid-inline"),
     ]:
         out[name] = {
             c: ok[(target, c)] / ok[(baseline, c)]

@@ -132,15 +132,21 @@ class Processes:
         raise StartError(f"nothing listened on port {port} within {timeout:.0f} s")
 
     def cpu_seconds(self) -> float | None:
-        """CPU time (user and system) the live children have used so far, from /proc; None
-        where /proc is not there to read."""
-        total = 0.0
-        for proc, _ in self.children:
+        """CPU time (user and system) the live children and whatever they started (a
+        server's writer process, its workers) have used so far, from /proc; None where /proc
+        is not there to read. Each child leads a session of its own, so the processes of its
+        session are its."""
+        sessions = {proc.pid for proc, _ in self.children}
+        if not Path("/proc/self/stat").exists():
+            return None
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
-                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                fields = stat.read_text().rsplit(")", 1)[1].split()
             except OSError:
-                return None
-            total += int(fields[11]) + int(fields[12])  # utime, stime: the 14th and 15th
+                continue  # ended meanwhile
+            if int(fields[3]) in sessions:  # session id: the 6th field
+                total += int(fields[11]) + int(fields[12])  # utime, stime: the 14th and 15th
         return total / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
@@ -277,8 +283,10 @@ class ModelGrid(Target):
     # Every step that exists runs: the access log (info), a plan's request, token and
     # concurrency limits, daily and monthly token quotas and billing against credits at the
     # model's prices (all set too high to refuse), and the ledger. Unmetered: the same without
-    # quotas, credits and ledger.
+    # quotas, credits and ledger. Inline: the journals' batches committed in the server's
+    # process rather than by its writer process (``writer_process = false``).
     metered: bool = True
+    writer: bool = True
 
     def start(self, upstream: str, workdir: Path) -> str:
         config = workdir / "modelgrid.toml"
@@ -292,6 +300,7 @@ class ModelGrid(Target):
         config.write_text(
             f'host = "127.0.0.1"\ndata_dir = {json.dumps(str(workdir / "data"))}\n'
             f'log_level = "info"\nmetering = {"true" if self.metered else "false"}\n'
+            f"writer_process = {'true' if self.writer else 'false'}\n"
             f"starting_credits = 1000000000.0\n"
             f"[plans.free]\nrequests_per_minute = 1000000000\n"
             f"max_concurrency = 1000000\ntokens_per_minute = 1000000000000\n{metering}"
@@ -355,6 +364,7 @@ TARGETS: dict[str, Target] = {
         BareProxy("bare-pyreqwest", client="pyreqwest"),
         ModelGrid("modelgrid", model="mock"),
         ModelGrid("modelgrid-unmetered", model="mock", metered=False),
+        ModelGrid("modelgrid-inline", model="mock", writer=False),
         LiteLLM("litellm"),
     ]
 }

@@ -7,13 +7,13 @@ conversations, metrics, the access log at ``info``) in front of the nginx mock, 
 at one concurrency for several slices in a row. Requests alternate between a plain and a
 streamed completion and rotate over ``--keys`` organisations' keys, so per-key state (limits,
 quotas, counters) is exercised for many callers, not one. After each slice the server's
-resident set (VmRSS, from /proc) is read. The first quarter of the slices is the warm-up
-(caches, pools, the allocator's arenas, SQLite's page caches filling up to their bound); over
-the rest, the figure reported is the slope of a least-squares line through RSS against
-requests served, in bytes a request, beside the peak. RSS moves by tens of megabytes from
-slice to slice with the batches waiting for their flush and the allocator's arenas, so two
-end points alone say little; a leak of even 100 bytes a request would show as a steady slope
-of that size across every slice.
+resident set (VmRSS, from /proc; its writer process's added) is read. The first quarter of
+the slices is the warm-up (caches, pools, the allocator's arenas, SQLite's page caches
+filling up to their bound); over the rest, the figure reported is the slope of a
+least-squares line through RSS against requests served, in bytes a request, beside the peak.
+RSS moves by tens of megabytes from slice to slice with the batches waiting for their flush
+and the allocator's arenas, so two end points alone say little; a leak of even 100 bytes a
+request would show as a steady slope of that size across every slice.
 
 Usage: ``python benchmarks/soak.py [--slices 8] [--seconds 15] [--concurrency 16]
 [--keys 50] [--against 'NAME=VALUE ...'] [--json]``. ``--against MALLOC_ARENA_MAX=2`` soaks
@@ -101,11 +101,20 @@ def wrk_script(path: Path, keys: list[str]) -> None:
     )
 
 
-def rss_mb(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
-    assert found is not None
-    return int(found[1]) / 1024
+def rss_mb(session: int) -> float:
+    """The resident sets of the server (which leads a session of its own) and of what it
+    started (its writer process), summed."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[3]) != session:
+                continue
+            status = (stat.parent / "status").read_text()
+        except OSError:
+            continue  # ended meanwhile
+        if found := re.search(r"^VmRSS:\s+(\d+) kB", status, re.M):
+            total += int(found[1])
+    return total / 1024
 
 
 def run_slice(wrk: str, url: str, lua: Path, conc: int, seconds: int, pid: int) -> Slice:

@@ -31,7 +31,6 @@ from .access_log import AccessLog
 from .admission import Admission
 from .allocator import Trimmer, fix_mmap_threshold
 from .audit.keys import AuditKeys
-from .audit.store import AuditLog
 from .catalogue import Catalogue
 from .changes import ChangeFeed
 from .compliance import Compliance, audit_decision
@@ -40,6 +39,7 @@ from .dispatch import ModelGridApp
 from .errors import APIError
 from .gateway import Gateway
 from .housekeeping import Housekeeping
+from .journals import build_journals
 from .knowledge.embedding import embedder_of
 from .knowledge.retrieval import Knowledge
 from .knowledge.store import KnowledgeStore
@@ -58,17 +58,16 @@ from .settings import Settings, load_settings
 from .shadow import Shadow
 from .storage.changes import ChangeStore
 from .storage.codes import CodeStore
-from .storage.contents import ContentStore
 from .storage.database import Database
 from .storage.feedback import FeedbackStore
 from .storage.keys import KeyStore
-from .storage.ledger import Ledger
 from .storage.members import MemberStore
 from .storage.orgs import OrgStore
 from .storage.overrides import OverrideStore
 from .storage.review_queue import ReviewQueue
 from .storage.shadow import ShadowStore
 from .watermark import Watermark, operator_key
+from .writer import WriterProcess
 
 log = logging.getLogger("modelgrid.server")
 
@@ -112,10 +111,10 @@ def create_app(settings: Settings) -> ModelGridApp:
     counters: Counters = (
         RedisCounters(settings.redis_url) if settings.redis_url else MemoryCounters()
     )
-    # Entries are durable once journaled; the database takes them once a second, in batches
-    # large enough that a commit's fixed cost (about 2.5 ms through aiosqlite) is shared by
-    # hundreds of requests rather than a few dozen.
-    ledger = Ledger(db, settings.data_dir / "journal", flush_interval=1.0)
+    # A file database only: another process cannot open this one's memory.
+    writer = WriterProcess(settings) if settings.writer_process and not db.in_memory else None
+    journals = build_journals(settings, db, audit_keys, writer)
+    ledger, audit, contents = journals.ledger, journals.audit, journals.contents
     prices, own = configured_prices(settings)
     meter = Meter(
         counters,
@@ -135,10 +134,6 @@ def create_app(settings: Settings) -> ModelGridApp:
         metrics.watch_change_feed(changes.age)
     guard = settings.review.guard.model
     reviewer = Reviewer(settings.review, catalogue.resolve(guard).engine if guard else None)
-    audit = AuditLog(
-        db, settings.data_dir / "audit-journal", audit_keys, 1.0, settings.audit_origin
-    )
-    contents = ContentStore(db, settings.data_dir / "journal", flush_interval=1.0)
     review_queue = ReviewQueue(
         db,
         settings.data_dir / "journal",
@@ -173,6 +168,8 @@ def create_app(settings: Settings) -> ModelGridApp:
         if new_key is not None:
             announce_admin_key(new_key)
         await changes.start()  # before any key or balance is cached
+        if writer is not None:
+            await writer.start()  # after the migrations, which it does not run
         # Entries a killed process left in its journal reach the database before any request.
         await ledger.start()
         if ledger.replayed:
@@ -227,6 +224,8 @@ def create_app(settings: Settings) -> ModelGridApp:
             await audit.close()
             await contents.close()
             await review_queue.close()
+            if writer is not None:
+                await writer.close()  # after the journals' last batches
             await limiter.close()
             await counters.close()
             await db.close()

@@ -142,6 +142,10 @@ class Settings(BaseModel):
     # Blocks of this many bytes and more come from mmap and go back to the system when freed
     # (glibc's M_MMAP_THRESHOLD, fixed); 0: glibc's own, which rises after large frees.
     memory_mmap_threshold: int = Field(65536, ge=0)
+    # The ledger's, audit log's and stored conversations' batches committed by a second
+    # process beside each server process (writer.py), not between its requests. Off, or with
+    # an in-memory database, each server commits its own.
+    writer_process: bool = True
     admin_key: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"

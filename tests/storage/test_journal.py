@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from modelgrid.storage.journal import Journal
+from modelgrid.storage.journal import HandOffUnavailable, Journal
 
 pytestmark = pytest.mark.anyio
 
@@ -97,3 +98,132 @@ async def test_a_failed_flush_is_reported_to_each_caller_it_answered(tmp_path: P
 
 async def _accept(batch: list[str]) -> None:
     pass
+
+
+class Forward:
+    """A ``forward`` that records the lines handed over, or fails as told."""
+
+    def __init__(self) -> None:
+        self.handed: list[list[bytes]] = []
+        self.fail: Exception | None = None
+
+    async def __call__(self, lines: list[bytes]) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.handed.append(list(lines))
+
+
+def forwarding(directory: Path, commit: Recorder, forward: Forward | None) -> Journal[str]:
+    return Journal(
+        directory,
+        encode=str.encode,
+        decode=decode_word,
+        commit=commit,
+        describe=str,
+        log=logging.getLogger("test.journal"),
+        name="test",
+        flush_interval=3600,
+        forward=forward,
+    )
+
+
+def decode_word(line: bytes) -> str:
+    if not line.isalnum():
+        raise ValueError(f"not a word: {line!r}")
+    return line.decode()
+
+
+async def test_with_forward_the_journal_lines_are_handed_over_not_committed_here(
+    tmp_path: Path,
+) -> None:
+    commit, forward = Recorder(), Forward()
+    commit.release.set()
+    items = forwarding(tmp_path, commit, forward)
+    await items.start()
+    try:
+        items.append("a")
+        items.append("b")
+        assert items.pending == 2
+        assert await items.flush()
+        assert items.pending == 0
+        assert forward.handed == [[b"a", b"b"]]
+        assert commit.batches == []
+        assert await items.flush()  # nothing pending: nothing handed over
+        assert forward.handed == [[b"a", b"b"]]
+    finally:
+        await items.close()
+    assert os.listdir(tmp_path) == []  # committed through the other process: deleted
+
+
+async def test_a_batch_the_other_process_cannot_take_is_committed_here(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    commit, forward = Recorder(), Forward()
+    commit.release.set()
+    forward.fail = HandOffUnavailable("no writer")
+    items = forwarding(tmp_path, commit, forward)
+    await items.start()
+    try:
+        items.append("a")
+        with caplog.at_level(logging.WARNING, "test.journal"):
+            assert await items.flush()
+        assert commit.batches == [["a"]]  # decoded and committed here
+        assert "committing here: no writer" in caplog.text
+        forward.fail = None
+        items.append("b")
+        assert await items.flush()
+        assert forward.handed == [[b"b"]]  # handed over again once it can take them
+        assert commit.batches == [["a"]]
+    finally:
+        await items.close()
+
+
+async def test_a_batch_the_other_process_failed_to_commit_stays_pending_and_is_retried(
+    tmp_path: Path,
+) -> None:
+    commit, forward = Recorder(), Forward()
+    forward.fail = RuntimeError("database down")
+    items = forwarding(tmp_path, commit, forward)
+    await items.start()
+    try:
+        items.append("a")
+        assert not await items.flush()
+        assert items.pending == 1
+        assert len(os.listdir(tmp_path)) == 2  # kept, and the new segment
+        items.append("b")
+        forward.fail = None
+        assert await items.flush()
+        assert forward.handed == [[b"a", b"b"]]
+        assert commit.batches == []
+    finally:
+        await items.close()
+
+
+async def test_a_dead_processs_segment_is_replayed_through_forward_without_its_bad_lines(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "journal-999999-0-deadbeef.jsonl").write_bytes(b"a\nb\n{bad\nc\nd-cut")
+    commit, forward = Recorder(), Forward()
+    items = forwarding(tmp_path, commit, forward)
+    await items.start()
+    try:
+        assert items.replayed == 3
+        assert forward.handed == [[b"a", b"b", b"c"]]
+        assert commit.batches == []
+    finally:
+        await items.close()
+    assert os.listdir(tmp_path) == []
+
+
+async def test_lines_handed_over_are_decoded_and_committed_skipping_bad_ones(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    commit = Recorder()
+    commit.release.set()
+    items = forwarding(tmp_path, commit, None)  # the writer's side never starts its journal
+    with caplog.at_level(logging.ERROR, "test.journal"):
+        await items.commit_lines([b"a", b"not a word", b"b"])
+    assert commit.batches == [["a", "b"]]
+    assert "skipping an unreadable line handed over" in caplog.text
+    await items.commit_lines([b"{"])  # nothing readable: nothing committed
+    assert commit.batches == [["a", "b"]]

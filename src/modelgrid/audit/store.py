@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..storage.database import Database
-from ..storage.journal import Journal
+from ..storage.journal import Forward, Journal
 from ..storage.journaled import Journaled
 from ..storage.tables import audit_checkpoints, audit_leaves, audit_nodes
 from .checkpoint import Checkpoint, sign_checkpoint
@@ -67,6 +67,7 @@ class AuditLog(Journaled[AuditRecord]):
         keys: AuditKeys,
         flush_interval: float = 1.0,
         origin: str = DEFAULT_ORIGIN,
+        forward: Forward | None = None,  # journal.py: commit in another process
     ) -> None:
         self._db = db
         self._keys = keys
@@ -80,6 +81,7 @@ class AuditLog(Journaled[AuditRecord]):
             log=log,
             name="audit",
             flush_interval=flush_interval,
+            forward=forward,
             prefix="audit",
         )
 

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..provenance.index import INDEX_COLUMNS, INDEX_KEY, content_ref, index_array, index_rows
 from ..provenance.minhash import MinHasher
 from .database import Database
-from .journal import Journal
+from .journal import Forward, Journal
 from .journaled import Journaled
 from .tables import provenance_index, stored_contents
 
@@ -82,6 +82,7 @@ class ContentStore(Journaled[StoredContent]):
         journal_dir: Path,
         flush_interval: float = 1.0,
         hasher: MinHasher | None = None,
+        forward: Forward | None = None,  # journal.py: commit in another process
     ) -> None:
         self._db = db
         self.hasher = hasher or MinHasher()
@@ -94,6 +95,7 @@ class ContentStore(Journaled[StoredContent]):
             log=log,
             name="contents",
             flush_interval=flush_interval,
+            forward=forward,
             prefix="contents",  # beside the ledger's segments, never taken for them
         )
 

@@ -49,7 +49,7 @@ class Database:
         # every size filled the cache to about 60 MB a connection (docs/benchmarks.md, memory
         # under load). Fewer kept bounds that; the inserts are prepared afresh either way.
         connect_args = {"cached_statements": _SQLITE_STATEMENTS} if self.is_sqlite else {}
-        in_memory = self.is_sqlite and parsed.database in (None, "", ":memory:")
+        self.in_memory = in_memory = self.is_sqlite and parsed.database in (None, "", ":memory:")
         # SQLAlchemy's default pool keeps 5 connections and closes any opened past them when
         # it is handed back. Under load with many keys, each key's and account's cache
         # renewal reads at a moment of its own, a dozen at once: with 5 kept, about 17

@@ -11,6 +11,11 @@ failure guarded against here; a power loss or kernel panic may lose the last few
 ``start()`` in the same directory replays segments whose owner is gone (their ``flock`` is free)
 and deletes them once committed. ``commit`` must therefore ignore items already committed: a
 replayed segment may have been partly or wholly committed before its owner died.
+
+With ``forward``, pending items are kept as their journal lines and handed to another process
+(the server's writer process, writer.py) to decode and commit: the commit's Python then runs
+beside the event loop, not between its requests. When that process cannot take them
+(``HandOffUnavailable``), they are decoded and committed here as without it.
 """
 
 from __future__ import annotations
@@ -27,9 +32,14 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+Forward = Callable[[list[bytes]], Awaitable[None]]
 
 # Across Journal instances too, so two in one process never pick the same name.
 _segment_numbers = itertools.count()
+
+
+class HandOffUnavailable(ConnectionError):
+    """Raised by a ``forward`` that cannot take a batch now: the journal commits it itself."""
 
 
 class Journal(Generic[T]):
@@ -45,13 +55,18 @@ class Journal(Generic[T]):
         name: str,  # prefixes log messages and names the flush task
         flush_interval: float,
         prefix: str = "journal",  # segments are <prefix>-<pid>-<n>-<random>.jsonl
+        forward: Forward | None = None,
     ) -> None:
         self._dir = Path(directory)
         self._encode, self._decode, self._commit = encode, decode, commit
         self._describe, self._log, self._name = describe, log, name
         self._flush_interval = flush_interval
         self._prefix = prefix
+        self._forward = forward
+        # One of the two holds what is pending: items without ``forward``, lines with it.
         self._pending: list[T] = []
+        self._lines: list[bytes] = []
+        self._handed_back = False  # a batch forward could not take was committed here
         # Segments whose items are all pending or committed but which are not yet deleted;
         # their fds stay open so the flock tells other processes they are not orphans.
         self._uncommitted: dict[Path, int] = {}
@@ -71,19 +86,35 @@ class Journal(Generic[T]):
     @property
     def pending(self) -> int:
         """Items appended but not yet committed."""
-        return len(self._pending)
+        return len(self._pending) + len(self._lines)
 
     def append(self, item: T) -> None:
         if self._fd < 0:
             raise RuntimeError(f"{self._name}: append() before start() or after close()")
+        line = self._encode(item)
         try:
-            os.write(self._fd, self._encode(item) + b"\n")
+            os.write(self._fd, line + b"\n")
             self._written += 1
         except OSError:
             # A full disk must not fail the request: the item is still committed from memory
             # unless the process also dies before the next flush.
             self._log.exception("%s: could not journal %s", self._name, self._describe(item))
-        self._pending.append(item)
+        if self._forward is None:
+            self._pending.append(item)
+        else:
+            self._lines.append(line)
+
+    async def commit_lines(self, lines: list[bytes]) -> None:
+        """Decode and commit journal lines handed over by another process's ``forward``;
+        unreadable ones are logged and skipped, as in a replay."""
+        items = []
+        for line in lines:
+            try:
+                items.append(self._decode(line))
+            except (ValueError, TypeError, KeyError):
+                self._log.error("%s: skipping an unreadable line handed over", self._name)
+        if items:
+            await self._commit(items)
 
     async def start(self) -> None:
         """Recover what dead processes left in the journal, then begin journaling and flushing."""
@@ -91,7 +122,7 @@ class Journal(Generic[T]):
         for path in sorted(self._dir.glob(f"{self._prefix}-*.jsonl")):
             self._adopt(path)
         self._open_segment()
-        if self._pending or self._uncommitted:
+        if self.pending or self._uncommitted:
             await self.flush()  # a failure is logged; the task retries
         self._task = asyncio.create_task(self._run(), name=f"{self._name}-flush")
 
@@ -115,7 +146,7 @@ class Journal(Generic[T]):
 
     async def _flush(self) -> bool:
         if self._fd < 0:
-            return not self._pending  # closed, or never started: nothing to swap or write
+            return not self.pending  # closed, or never started: nothing to swap or write
         try:
             if self._written:
                 # Later appends go to a fresh segment, so the old one can be deleted as soon
@@ -124,29 +155,47 @@ class Journal(Generic[T]):
                 old, old_fd = self._segment, self._fd
                 self._open_segment()
                 self._uncommitted[old] = old_fd
-            batch, done = self._pending[:], dict(self._uncommitted)
-            if batch:
-                await self._commit(batch)
+            done = dict(self._uncommitted)
+            count = await self._hand_over()
         except Exception:
             if not self._failing or time.monotonic() >= self._quiet_until:
                 self._log.exception(
-                    "%s: %d entries not committed; retrying", self._name, len(self._pending)
+                    "%s: %d entries not committed; retrying", self._name, self.pending
                 )
                 self._quiet_until = time.monotonic() + 30  # one traceback per outage, not 20/s
             self._failing = True
             return False
-        del self._pending[: len(batch)]
         for path, fd in done.items():
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()  # before close: the lock must outlive the file
             os.close(fd)
             del self._uncommitted[path]
         if self._failing:
-            self._log.warning(
-                "%s: committed %d entries after earlier failures", self._name, len(batch)
-            )
+            self._log.warning("%s: committed %d entries after earlier failures", self._name, count)
             self._failing = False
         return True
+
+    async def _hand_over(self) -> int:
+        """Commit what is pending, here or through ``forward``; how many items went. They
+        leave the pending list only once committed; what was appended meanwhile stays."""
+        if self._forward is None:
+            items = self._pending[:]
+            if items:
+                await self._commit(items)
+            del self._pending[: len(items)]
+            return len(items)
+        lines = self._lines[:]
+        if lines:
+            try:
+                await self._forward(lines)
+                self._handed_back = False
+            except HandOffUnavailable as e:
+                if not self._handed_back:
+                    self._log.warning("%s: committing here: %s", self._name, e)
+                self._handed_back = True
+                await self.commit_lines(lines)
+        del self._lines[: len(lines)]
+        return len(lines)
 
     async def close(self) -> None:
         """Stop flushing, commit what is pending, and remove the journal if all of it committed;
@@ -159,7 +208,7 @@ class Journal(Generic[T]):
         if self._fd < 0:
             return
         committed = await self.flush()
-        while committed and self._pending:  # appended while that flush waited on the database
+        while committed and self.pending:  # appended while that flush waited on the database
             committed = await self.flush()
         # No await from here on, so nothing is appended to a segment being removed.
         if not self._written and self._segment is not None:
@@ -172,7 +221,7 @@ class Journal(Generic[T]):
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._flush_interval)
-            if self._pending or self._uncommitted:
+            if self.pending or self._uncommitted:
                 await self.flush()
 
     def _open_segment(self) -> None:
@@ -210,7 +259,11 @@ class Journal(Generic[T]):
         # The last piece has no newline: empty, or a line cut short by the kill.
         for number, line in enumerate(lines[:-1], 1):
             try:
-                self._pending.append(self._decode(line))
+                item = self._decode(line)  # read here too: a bad line is skipped, not handed on
+                if self._forward is None:
+                    self._pending.append(item)
+                else:
+                    self._lines.append(line)
                 self.replayed += 1
             except (ValueError, TypeError, KeyError):
                 self._log.error(

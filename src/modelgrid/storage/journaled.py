@@ -36,5 +36,9 @@ class Journaled(Generic[T]):
         stay pending and journaled, and the next flush retries."""
         return await self._journal.flush()
 
+    async def commit_lines(self, lines: list[bytes]) -> None:
+        """Decode and commit journal lines another process handed over (writer.py)."""
+        await self._journal.commit_lines(lines)
+
     async def close(self) -> None:
         await self._journal.close()

@@ -24,7 +24,7 @@ import orjson
 import sqlalchemy as sa
 
 from .database import Database
-from .journal import Journal
+from .journal import Forward, Journal
 from .journaled import Journaled
 from .tables import credit_grants, ledger
 from .usage import Totals as Totals
@@ -83,6 +83,7 @@ class Ledger(Journaled[LedgerEntry]):
         journal_dir: Path,
         flush_interval: float = 0.05,
         batch_max: int = 1000,
+        forward: Forward | None = None,  # journal.py: commit in another process
     ) -> None:
         self._db = db
         self._batch_max = batch_max
@@ -95,6 +96,7 @@ class Ledger(Journaled[LedgerEntry]):
             log=log,
             name="ledger",
             flush_interval=flush_interval,
+            forward=forward,
         )
 
     @property
