@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -183,4 +184,11 @@ def test_a_server_commits_through_its_writer_and_stops_it_on_shutdown(tmp_path: 
         receipt = httpx.get(f"{server.base_url}/provenance/{reply.id}", headers=headers)
         assert receipt.status_code == 200 and receipt.json()["content_id"] == reply.id
         assert "committing here" not in server.log()
+        metrics = httpx.get(f"{server.url}/metrics").text
+        assert re.search(r"^modelgrid_writer_starts 1\.0$", metrics, re.M)
+        for journal in ("ledger", "audit", "contents", "review-queue"):
+            pending = re.search(
+                rf'^modelgrid_journal_pending{{journal="{journal}"}} (\S+)$', metrics, re.M
+            )
+            assert pending is not None and float(pending[1]) >= 0
     assert not Path(f"/proc/{writers[0]}").exists()

@@ -141,6 +141,10 @@ def create_app(settings: Settings) -> ModelGridApp:
         on_decision=audit_decision(audit, audit_keys),
     )
     compliance = Compliance(reviewer, audit, audit_keys, contents, review_queue)
+    for name, store in [*journals.by_name().items(), ("review-queue", review_queue)]:
+        metrics.watch_journal(name, store)
+    if writer is not None:
+        metrics.watch_writer(lambda: writer.starts)
     embedder = settings.knowledge.embedding_model
     knowledge = Knowledge(
         KnowledgeStore(db),

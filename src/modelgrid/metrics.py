@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -11,6 +11,12 @@ from prometheus_client.registry import Collector
 
 from .engines.base import EngineStats
 from .trace import Trace
+
+
+class Pending(Protocol):
+    @property
+    def pending(self) -> int: ...
+
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -59,6 +65,19 @@ class Metrics:
             registry=r,
         )
         self.change_feed_age.set(-1)
+        self.journal_pending = Gauge(
+            "modelgrid_journal_pending",
+            "Items journaled by this process and not yet committed to the database: what a "
+            "growing figure waits for is the database, or the writer process",
+            ["journal"],
+            registry=r,
+        )
+        self.writer_starts = Gauge(
+            "modelgrid_writer_starts",
+            "Writer processes this process has started: past 1, a writer died and was "
+            "replaced (its batches were committed by the server meanwhile)",
+            registry=r,
+        )
         self._engine_stats: dict[str, Callable[[], EngineStats]] = {}
         # Both keyed by bounded sets: routes and statuses the server has, models it serves.
         self._by_route: dict[tuple[str, int], tuple[Any, Any]] = {}
@@ -71,6 +90,12 @@ class Metrics:
 
     def watch_change_feed(self, age: Callable[[], float]) -> None:
         self.change_feed_age.set_function(age)
+
+    def watch_journal(self, name: str, journal: Pending) -> None:
+        self.journal_pending.labels(name).set_function(lambda: journal.pending)
+
+    def watch_writer(self, starts: Callable[[], int]) -> None:
+        self.writer_starts.set_function(starts)
 
     def watch_engine(self, model: str, stats: Callable[[], EngineStats]) -> None:
         self._engine_stats[model] = stats
