@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import signal
+import sys
 from pathlib import Path
 
 import httpx
@@ -151,6 +152,26 @@ async def test_a_batch_the_writers_database_refuses_stays_pending_until_committe
         await closed(journals)
     assert await count(db, ledger) == 1
     await db.close()
+
+
+async def test_a_writer_that_cannot_be_started_leaves_the_commits_here(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_for(db, tmp_path)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
+    writer = WriterProcess(settings, restart_seconds=0)
+    await writer.start()  # logged, not raised
+    assert writer.pid is None and writer.starts == 0
+    journals = await started(
+        build_journals(settings, db, AuditKeys.load_or_create(tmp_path), writer)
+    )
+    try:
+        journals.ledger.append(entry("here"))
+        assert await journals.ledger.flush()
+        assert await count(db, ledger) == 1 and writer.batches == 0
+    finally:
+        await closed(journals)
+        await writer.close()
 
 
 def writer_children(pid: int) -> list[int]:

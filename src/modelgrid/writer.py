@@ -2,9 +2,9 @@
 by a second process that the server starts beside itself (``writer_process``, on by default).
 
 Each request appends a line to each journal (storage/journal.py); once a second the lines are
-committed in batches. Committed in the server, that batch's Python (decoding nothing, but
-building rows, hashing responses for provenance and the audit tree, SQLAlchemy's statements,
-the driver's thread) shared one interpreter lock with the event loop and took turns with the
+committed in batches. Committed in the server, that batch's Python (building rows, hashing
+responses for provenance and the audit tree, SQLAlchemy's statements, the driver's thread)
+shared one interpreter lock with the event loop and took turns with the
 requests in flight: about a fifth of the server's CPU under load (docs/benchmarks.md). Here the
 server hands the lines over as they were journaled, and the writer process decodes and commits
 them, on another core when there is one.
@@ -127,7 +127,8 @@ class WriterProcess:
                     raise HandOffUnavailable("no writer process at the moment")
                 await self._spawn()
             child = self._child
-        assert child is not None
+        if child is None:
+            raise HandOffUnavailable("the writer process could not be started")
         try:
             await asyncio.shield(child.ready)
         except HandOffUnavailable:
