@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -104,6 +105,19 @@ class StartError(RuntimeError):
     pass
 
 
+def session_processes(sessions: set[int]) -> Iterator[tuple[Path, list[str]]]:
+    """Each live process of these sessions: its /proc directory and its stat fields after the
+    command name (the session id is ``fields[3]``). Every child here leads a session of its
+    own, so a session's processes are that child and whatever it started."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[3]) in sessions:
+            yield stat.parent, fields
+
+
 class Processes:
     """Children started in their own session, so that stopping one ends whatever it forked."""
 
@@ -134,20 +148,13 @@ class Processes:
     def cpu_seconds(self) -> float | None:
         """CPU time (user and system) the live children and whatever they started (a
         server's writer process, its workers) have used so far, from /proc; None where /proc
-        is not there to read. Each child leads a session of its own, so the processes of its
-        session are its."""
-        sessions = {proc.pid for proc, _ in self.children}
+        is not there to read."""
         if not Path("/proc/self/stat").exists():
             return None
-        total = 0
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue  # ended meanwhile
-            if int(fields[3]) in sessions:  # session id: the 6th field
-                total += int(fields[11]) + int(fields[12])  # utime, stime: the 14th and 15th
-        return total / os.sysconf("SC_CLK_TCK")
+        ticks = 0
+        for _, fields in session_processes({proc.pid for proc, _ in self.children}):
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime: the 14th and 15th
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         for proc, _ in reversed(self.children):

@@ -44,6 +44,7 @@ from benchmarks.overhead_targets import (
     METERED_PLAN,
     Processes,
     request_body,
+    session_processes,
     start_mock,
     start_modelgrid,
     upstream_model,
@@ -105,11 +106,9 @@ def rss_mb(session: int) -> float:
     """The resident sets of the server (which leads a session of its own) and of what it
     started (its writer process), summed."""
     total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for proc, _ in session_processes({session}):
         try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[3]) != session:
-                continue
-            status = (stat.parent / "status").read_text()
+            status = (proc / "status").read_text()
         except OSError:
             continue  # ended meanwhile
         if found := re.search(r"^VmRSS:\s+(\d+) kB", status, re.M):
