@@ -56,13 +56,13 @@ async def measure(url: str, n: int, rounds: int) -> dict[str, float]:
     db = Database(url)
     await db.migrate()
     store = ContentStore(db, Path(tempfile.mkdtemp()) / "journal", flush_interval=3600)
-    store._rows(batch(10, -1))  # warm: numpy, the token cache
+    store._rows(batch(10, -1), [])  # warm: numpy, the token cache
     best = {"rows": float("inf"), "row": float("inf"), "index": float("inf")}
     for r in range(rounds):
         for with_index in (False, True):
             contents = batch(n, 2 * r + with_index)
             t0 = cpu()
-            rows, index = store._rows(contents)
+            rows, index, _ = store._rows(contents, [])
             t1 = cpu()
             if not with_index:
                 index = index[:0]

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .audit.keys import AuditKeys
-from .audit.record import ActionName, build_record, from_review, prompt_text
+from .audit.record import MAX_CONTENT_ID, ActionName, build_record, from_review, prompt_text
 from .audit.store import AuditLog
 from .errors import UpstreamError
 from .review.policy import StagePolicies
@@ -147,6 +147,16 @@ class Compliance:
         """Once the response has ended: its audit leaf, the conversation kept (for exports
         and provenance look-ups), and its flagged items queued for a person."""
         verdicts = screening.verdicts()
+        review = tuple(from_review(stage, v) for stage, v in verdicts)  # type: ignore[arg-type]
+        # A kept response carries its review, and the stored conversations make its audit
+        # leaf when they commit it: one journal line on the request path, and the hashing
+        # off the event loop (storage/contents.py).
+        leaf_kept = (
+            keep_text
+            and self.contents is not None
+            and self.contents.audit is not None
+            and 0 < len(content_id) <= MAX_CONTENT_ID
+        )
         if self.contents is not None and keep_text:
             self.contents.append(
                 StoredContent(
@@ -160,6 +170,7 @@ class Compliance:
                     choices=tuple(answers),
                     aigc=aigc or {},
                     label=label,
+                    review=review if leaf_kept else None,
                 )
             )
         if self.queue is not None:
@@ -177,7 +188,7 @@ class Compliance:
                             text,
                         )
                     )
-        if self.audit is None or self.keys is None:
+        if leaf_kept or self.audit is None or self.keys is None:
             return
         try:
             record = build_record(
@@ -189,7 +200,7 @@ class Compliance:
                 model=model,
                 prompt=prompt if isinstance(prompt, str) else prompt_text(prompt),
                 response="\n\n".join(answers),
-                review=[from_review(stage, v) for stage, v in verdicts],  # type: ignore[arg-type]
+                review=review,
                 aigc=aigc or {},
             )
             self.audit.append(record)

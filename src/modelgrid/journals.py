@@ -49,15 +49,14 @@ def build_journals(
         return hand_over
 
     journal, audit_journal = settings.data_dir / "journal", settings.data_dir / "audit-journal"
+    audit = AuditLog(
+        db, audit_journal, audit_keys, FLUSH_SECONDS, settings.audit_origin, forward("audit")
+    )
     return Journals(
         Ledger(db, journal, flush_interval=FLUSH_SECONDS, forward=forward("ledger")),
-        AuditLog(
-            db,
-            audit_journal,
-            audit_keys,
-            FLUSH_SECONDS,
-            settings.audit_origin,
-            forward=forward("audit"),
+        audit,
+        # The kept responses' audit leaves are committed with them (storage/contents.py).
+        ContentStore(
+            db, journal, flush_interval=FLUSH_SECONDS, forward=forward("contents"), audit=audit
         ),
-        ContentStore(db, journal, flush_interval=FLUSH_SECONDS, forward=forward("contents")),
     )

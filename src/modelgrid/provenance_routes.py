@@ -24,6 +24,11 @@ def _audit(request: Request) -> AuditLog:
     return audit
 
 
+def _provenance(request: Request) -> Provenance:
+    provenance: Provenance = request.app.state.provenance
+    return provenance
+
+
 async def public_key(request: Request) -> Response:
     """No key needed: anyone holding a receipt must be able to check it."""
     trace_of(request, "/v1/provenance/key")
@@ -35,7 +40,12 @@ async def receipt(request: Request) -> Response:
     await gateway_of(request).auth.authenticate(request.headers.get("authorization"), trace)
     content_id = request.path_params["content_id"]
     audit = _audit(request)
-    if audit.pending:  # a response of the last second is in the journal, not yet in the tree
+    # A response of the last second is in a journal, not yet in the tree: a kept response's
+    # leaf in the stored conversations' (committed with it), any other in the audit log's.
+    contents = _provenance(request).contents
+    if contents.pending:
+        await contents.flush()
+    if audit.pending:
         await audit.flush()
     found = await audit.lookup(content_id)
     if found is None:
@@ -73,7 +83,7 @@ async def lookup(request: Request) -> Response:
         raise InvalidRequest("'threshold' must be a number from 0 to 1.", param="threshold")
     if caller.role != "admin" and caller.org_id is None:
         return JSON({"object": "list", "data": []})  # a lone key has no stored outputs to see
-    provenance: Provenance = request.app.state.provenance
+    provenance = _provenance(request)
     org = None if caller.role == "admin" else caller.org_id
     found = await provenance.lookup(text, limit, float(threshold), org)
     data = [

@@ -145,50 +145,56 @@ class AuditLog(Journaled[AuditRecord]):
 
     async def _commit(self, batch: list[AuditRecord]) -> None:
         async with self._db.begin_write() as conn:
-            await self._lock_writers(conn)
-            newest = await _newest(conn)
-            size, signed = (0, EMPTY_ROOT) if newest is None else (newest.tree_size, newest.root)
-            found = await read_nodes(conn, subtrees(0, size))
-            frontier = CompactRange.frontier(size, _reader(found))
-            if frontier.root != signed:
-                # Never sign on top of a tree that is not the one signed before: it would make
-                # the tampering look like a fork of our own.
-                raise AuditCorrupt(f"the stored tree does not match checkpoint {size}")
-            fresh = await _unseen(conn, batch)
-            if not fresh:
-                return
-            leaves: list[tuple[int, str, bytes, bytes]] = []
-            nodes: list[tuple[int, int, bytes]] = []
-            grown = frontier
-            # A slice at a time, yielding between: a second's records hashed in one go held
-            # the event loop (and every request in flight) for about 10 ms.
-            for start in range(0, len(fresh), _HASHED_A_TURN):
-                if start:
-                    await asyncio.sleep(0)
-                data = [record.to_bytes() for record in fresh[start : start + _HASHED_A_TURN]]
-                hashes = [leaf_hash(d) for d in data]
-                grown, completed = grown.extend(hashes)
-                leaves += [
-                    (grown.end - len(data) + i, r.content_id, d, h)
-                    for i, (r, d, h) in enumerate(
-                        zip(fresh[start : start + _HASHED_A_TURN], data, hashes, strict=True)
-                    )
-                ]
-                nodes += [(n[0], n[1], h) for n, h in completed]
-            # Straight to the driver (Database.insert_new): SQLAlchemy's per-row parameter
-            # processing was most of a flush's cost. No row can clash: the lock is held.
-            for table, columns, rows in (
-                (audit_leaves, _LEAF_COLUMNS, leaves),
-                (audit_nodes, _NODE_COLUMNS, nodes),
-            ):
-                for start in range(0, len(rows), _CHUNK):
-                    await self._db.insert_new(conn, table, columns, rows[start : start + _CHUNK])
-            note = sign_checkpoint(Checkpoint(self._origin, grown.end, grown.root), self._keys)
-            await conn.execute(
-                audit_checkpoints.insert().values(
-                    tree_size=grown.end, root=grown.root, created_at=datetime.now(UTC), note=note
+            await self.commit_in(conn, batch)
+
+    async def commit_in(self, conn: AsyncConnection, batch: list[AuditRecord]) -> None:
+        """Append ``batch`` (records already stored are left out) and sign the new tree, in
+        ``conn``'s write transaction, which must not have read anything yet: the stored
+        conversations commit their responses' leaves with them this way (contents.py)."""
+        await self._lock_writers(conn)
+        newest = await _newest(conn)
+        size, signed = (0, EMPTY_ROOT) if newest is None else (newest.tree_size, newest.root)
+        found = await read_nodes(conn, subtrees(0, size))
+        frontier = CompactRange.frontier(size, _reader(found))
+        if frontier.root != signed:
+            # Never sign on top of a tree that is not the one signed before: it would make
+            # the tampering look like a fork of our own.
+            raise AuditCorrupt(f"the stored tree does not match checkpoint {size}")
+        fresh = await _unseen(conn, batch)
+        if not fresh:
+            return
+        leaves: list[tuple[int, str, bytes, bytes]] = []
+        nodes: list[tuple[int, int, bytes]] = []
+        grown = frontier
+        # A slice at a time, yielding between: a second's records hashed in one go held
+        # the event loop (and every request in flight) for about 10 ms.
+        for start in range(0, len(fresh), _HASHED_A_TURN):
+            if start:
+                await asyncio.sleep(0)
+            data = [record.to_bytes() for record in fresh[start : start + _HASHED_A_TURN]]
+            hashes = [leaf_hash(d) for d in data]
+            grown, completed = grown.extend(hashes)
+            leaves += [
+                (grown.end - len(data) + i, r.content_id, d, h)
+                for i, (r, d, h) in enumerate(
+                    zip(fresh[start : start + _HASHED_A_TURN], data, hashes, strict=True)
                 )
+            ]
+            nodes += [(n[0], n[1], h) for n, h in completed]
+        # Straight to the driver (Database.insert_new): SQLAlchemy's per-row parameter
+        # processing was most of a flush's cost. No row can clash: the lock is held.
+        for table, columns, rows in (
+            (audit_leaves, _LEAF_COLUMNS, leaves),
+            (audit_nodes, _NODE_COLUMNS, nodes),
+        ):
+            for start in range(0, len(rows), _CHUNK):
+                await self._db.insert_new(conn, table, columns, rows[start : start + _CHUNK])
+        note = sign_checkpoint(Checkpoint(self._origin, grown.end, grown.root), self._keys)
+        await conn.execute(
+            audit_checkpoints.insert().values(
+                tree_size=grown.end, root=grown.root, created_at=datetime.now(UTC), note=note
             )
+        )
 
     async def _lock_writers(self, conn: AsyncConnection) -> None:
         if not self._db.is_sqlite:

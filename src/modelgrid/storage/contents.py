@@ -10,6 +10,13 @@ committed wins.
 The same transaction indexes each response's choices for provenance lookups (provenance/), so
 a stored response is findable from the moment it is stored, and a replay indexes what it
 stores.
+
+It also appends the response's audit leaf, when the response carries its review's verdicts
+(``review``): the leaf is made from what is stored here (the prompt's and the answers' HMACs,
+the pseudonyms), so the request path journals one line for both rather than two, and the
+hashing is done where the batch is committed (the writer process, writer.py) rather than on
+the event loop. A response whose text is not kept has its leaf journaled by the audit log
+itself (compliance.py).
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..audit.record import AuditRecord, ReviewVerdict, build_record, prompt_text
+from ..audit.store import AuditLog
 from ..provenance.index import INDEX_COLUMNS, INDEX_KEY, content_ref, index_array, index_rows
 from ..provenance.minhash import MinHasher
 from .database import Database
@@ -63,6 +72,9 @@ class StoredContent:
     choices: tuple[str, ...]  # each choice's text as served, its explicit label included
     aigc: dict[str, str]  # the implicit label's fields (GB 45438 Appendix E)
     label: str = ""  # the explicit label as served, if any: left out of the provenance index
+    # The review's verdicts when this response's audit leaf is made from it; None when the
+    # audit log journaled its leaf itself (and in lines written before leaves were made here).
+    review: tuple[ReviewVerdict, ...] | None = None
 
     def to_json(self) -> bytes:
         return orjson.dumps(self)
@@ -72,7 +84,26 @@ class StoredContent:
         data = orjson.loads(raw)
         data["created_at"] = datetime.fromisoformat(data["created_at"])
         data["choices"] = tuple(data["choices"])
+        if data.get("review") is not None:
+            data["review"] = tuple(data["review"])
         return cls(**data)
+
+    def leaf(self, secret: bytes) -> AuditRecord:
+        """The audit leaf of this response, as the audit log would have journaled it: the
+        prompt (a chat's messages as canonical JSON) and the answers as served, digested."""
+        prompt = self.prompt if self.messages is None else prompt_text(self.messages)
+        return build_record(
+            secret,
+            content_id=self.content_id,
+            time=self.created_at,
+            org_id=self.org_id,
+            key_id=self.key_id,
+            model=self.model,
+            prompt=prompt if isinstance(prompt, str) else orjson.dumps(prompt).decode(),
+            response="\n\n".join(self.choices),
+            review=self.review or (),
+            aigc=self.aigc,
+        )
 
 
 class ContentStore(Journaled[StoredContent]):
@@ -83,9 +114,13 @@ class ContentStore(Journaled[StoredContent]):
         flush_interval: float = 1.0,
         hasher: MinHasher | None = None,
         forward: Forward | None = None,  # journal.py: commit in another process
+        audit: AuditLog | None = None,
     ) -> None:
+        """``audit``: where the leaves of responses that carry their review go; a store
+        without one refuses such a batch (it stays journaled) rather than lose the leaves."""
         self._db = db
         self.hasher = hasher or MinHasher()
+        self.audit = audit
         self._journal: Journal[StoredContent] = Journal(
             journal_dir,
             encode=StoredContent.to_json,
@@ -141,10 +176,16 @@ class ContentStore(Journaled[StoredContent]):
             removed += len(old)
 
     async def _insert(self, batch: list[StoredContent]) -> None:
-        # MinHash is CPU work: in a thread, so a large batch does not stall the event loop
-        # that streams responses.
-        rows, index = await asyncio.to_thread(self._rows, batch)
+        audited = [content for content in batch if content.review is not None]
+        if audited and self.audit is None:
+            raise RuntimeError("responses with audit leaves to make, and no audit log to take them")
+        # MinHash and the leaves' HMACs are CPU work: in a thread, so a large batch does not
+        # stall the event loop that streams responses.
+        rows, index, leaves = await asyncio.to_thread(self._rows, batch, audited)
         async with self._db.begin_write() as conn:
+            if leaves and self.audit is not None:
+                # First: the audit log takes its lock before anything in the transaction.
+                await self.audit.commit_in(conn, leaves)
             await self._insert_rows(conn, rows, index)
 
     async def _insert_rows(
@@ -155,11 +196,28 @@ class ContentStore(Journaled[StoredContent]):
         await self._db.insert_array(conn, provenance_index, INDEX_COLUMNS, index, unique=INDEX_KEY)
 
     def _rows(
-        self, batch: list[StoredContent]
-    ) -> tuple[list[tuple[Any, ...]], npt.NDArray[np.int64]]:
-        """In a thread: the rows, and their provenance index rows."""
+        self, batch: list[StoredContent], audited: list[StoredContent]
+    ) -> tuple[list[tuple[Any, ...]], npt.NDArray[np.int64], list[AuditRecord]]:
+        """In a thread: the rows, their provenance index rows, and ``audited``'s leaves."""
         responses = [(c.content_id, c.choices, c.label) for c in batch]
-        return [_row(content) for content in batch], index_array(self.hasher, responses)
+        secret = b"" if self.audit is None else self.audit.keys.hmac_secret
+        return (
+            [_row(content) for content in batch],
+            index_array(self.hasher, responses),
+            _leaves(audited, secret),
+        )
+
+
+def _leaves(contents: list[StoredContent], secret: bytes) -> list[AuditRecord]:
+    """Their audit leaves; one that cannot be made is logged and left out, rather than hold
+    up the batch (and every response behind it) forever."""
+    leaves = []
+    for content in contents:
+        try:
+            leaves.append(content.leaf(secret))
+        except (ValueError, TypeError, KeyError):
+            log.exception("audit: no leaf for content %s", content.content_id)
+    return leaves
 
 
 def as_utc(value: datetime) -> datetime:
