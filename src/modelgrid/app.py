@@ -29,7 +29,7 @@ from . import (
 )
 from .access_log import AccessLog
 from .admission import Admission
-from .allocator import Trimmer, fix_mmap_threshold
+from .allocator import Trimmer
 from .audit.keys import AuditKeys
 from .catalogue import Catalogue
 from .changes import ChangeFeed
@@ -46,12 +46,12 @@ from .knowledge.store import KnowledgeStore
 from .labels import Labels
 from .layers import build_layers, layer_prices
 from .limiter import Limiter, MemoryLimiter, RedisLimiter
-from .logs import configure_logging
 from .metering import Meter
 from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, RequestMiddleware
 from .overrides import Overrides
 from .pricing import OffPeak, configured_prices, micro
+from .process_setup import set_up_process
 from .provenance.lookup import Provenance
 from .review.reviewer import Reviewer
 from .settings import Settings, load_settings
@@ -278,6 +278,5 @@ def app_from_environment() -> ModelGridApp:
     """The factory each worker process calls (``serve --workers N``): a spawned worker starts
     with a fresh interpreter, so its logging is set up here, as ``serve`` does for one."""
     settings = load_settings()
-    configure_logging(settings.log_level, settings.log_format)
-    fix_mmap_threshold(settings.memory_mmap_threshold)
+    set_up_process(settings)
     return create_app(settings)

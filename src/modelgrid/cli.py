@@ -41,10 +41,9 @@ def serve(config: str | None, host: str | None, port: int | None, workers: int |
     """Serve the API (the embedded model unless the config says otherwise)."""
     import uvicorn
 
-    from .allocator import fix_mmap_threshold
     from .app import announce_admin_key, app_from_environment, bootstrap, create_app
     from .http_protocol import HttpProtocol
-    from .logs import configure_logging
+    from .process_setup import set_up_process
     from .storage.database import Database
     from .storage.keys import KeyStore
 
@@ -52,8 +51,7 @@ def serve(config: str | None, host: str | None, port: int | None, workers: int |
     missing = settings.missing_secrets(os.environ)
     if missing:
         raise click.ClickException("; ".join(missing))
-    configure_logging(settings.log_level, settings.log_format)
-    fix_mmap_threshold(settings.memory_mmap_threshold)
+    set_up_process(settings)
 
     async def prepare() -> str | None:
         db = Database(settings.resolved_database_url)

@@ -12,10 +12,10 @@ import signal
 import sys
 import traceback
 
-from .allocator import Trimmer, fix_mmap_threshold
+from .allocator import Trimmer
 from .audit.keys import AuditKeys
 from .journals import build_journals
-from .logs import configure_logging
+from .process_setup import set_up_process
 from .settings import Settings
 from .storage.database import Database
 from .writer import FRAME, read_frame
@@ -37,10 +37,9 @@ async def serve(input_fd: int, output_fd: int) -> None:
     settings = pickle.loads(await read_frame(stream))
     if not isinstance(settings, Settings):
         raise TypeError(f"expected the server's Settings, got {type(settings).__name__}")
-    configure_logging(settings.log_level, settings.log_format)
     # The batches' rows and statements come and go each second, as the requests' objects do
     # in the server: the same allocator settings hold its resident set down.
-    fix_mmap_threshold(settings.memory_mmap_threshold)
+    set_up_process(settings)
     trimmer = Trimmer(settings.memory_trim_seconds)
     trimmer.start()
     db = Database(settings.resolved_database_url, pool_size=2)

@@ -224,6 +224,6 @@ async def test_lines_handed_over_are_decoded_and_committed_skipping_bad_ones(
     with caplog.at_level(logging.ERROR, "test.journal"):
         await items.commit_lines([b"a", b"not a word", b"b"])
     assert commit.batches == [["a", "b"]]
-    assert "skipping an unreadable line handed over" in caplog.text
+    assert "skipping unreadable line 2 of a batch handed over" in caplog.text
     await items.commit_lines([b"{"])  # nothing readable: nothing committed
     assert commit.batches == [["a", "b"]]

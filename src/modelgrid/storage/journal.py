@@ -27,7 +27,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -107,14 +107,20 @@ class Journal(Generic[T]):
     async def commit_lines(self, lines: list[bytes]) -> None:
         """Decode and commit journal lines handed over by another process's ``forward``;
         unreadable ones are logged and skipped, as in a replay."""
-        items = []
-        for line in lines:
-            try:
-                items.append(self._decode(line))
-            except (ValueError, TypeError, KeyError):
-                self._log.error("%s: skipping an unreadable line handed over", self._name)
+        items = [item for _, item in self._readable(lines, "a batch handed over")]
         if items:
             await self._commit(items)
+
+    def _readable(self, lines: Iterable[bytes], where: str) -> Iterator[tuple[bytes, T]]:
+        """Each line that decodes, with its item; one that does not is logged (``where``:
+        what the lines are) and skipped, so that it never holds up the ones behind it."""
+        for number, line in enumerate(lines, 1):
+            try:
+                item = self._decode(line)
+            except (ValueError, TypeError, KeyError):
+                self._log.error("%s: skipping unreadable line %d of %s", self._name, number, where)
+                continue
+            yield line, item
 
     async def start(self) -> None:
         """Recover what dead processes left in the journal, then begin journaling and flushing."""
@@ -257,16 +263,11 @@ class Journal(Generic[T]):
         with open(fd, "rb", closefd=False) as file:
             lines = file.read().split(b"\n")
         # The last piece has no newline: empty, or a line cut short by the kill.
-        for number, line in enumerate(lines[:-1], 1):
-            try:
-                item = self._decode(line)  # read here too: a bad line is skipped, not handed on
-                if self._forward is None:
-                    self._pending.append(item)
-                else:
-                    self._lines.append(line)
-                self.replayed += 1
-            except (ValueError, TypeError, KeyError):
-                self._log.error(
-                    "%s: skipping unreadable line %d of %s", self._name, number, path.name
-                )
+        # Decoded here in forward mode too: a bad line is skipped, not handed on.
+        for line, item in self._readable(lines[:-1], path.name):
+            if self._forward is None:
+                self._pending.append(item)
+            else:
+                self._lines.append(line)
+            self.replayed += 1
         self._uncommitted[path] = fd
