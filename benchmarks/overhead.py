@@ -20,6 +20,10 @@ litellm target needs its own virtualenv, so that litellm's pins never touch the 
     python3 -m venv benchmarks/.venv-litellm
     benchmarks/.venv-litellm/bin/pip install 'litellm[proxy]'
 
+made with the same Python as the one that runs this script (which runs the other targets):
+the interpreter's build changes a Python gateway's speed by a third (docs/benchmarks.md), so
+``--litellm-venv`` names another one, and the report names each target's Python.
+
 Every target is started first; then each round runs them in turn, so that with ``--rounds 3``
 each target is measured in three stretches of minutes spread over the run, and each ratio is
 taken within a round (then its median over the rounds): a machine whose speed drifts from one
@@ -57,11 +61,14 @@ import httpx
 # Run as a script, this file's folder is on sys.path but the repository root is not.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.overhead_targets import (
+    LITELLM_VENV,
     TARGETS,
+    LiteLLM,
     Processes,
     StartError,
     Target,
     check,
+    python_of,
     request_body,
     start_mock,
 )
@@ -425,6 +432,12 @@ def main() -> int:
         action="store_true",
         help="load with streamed requests (the mock's SSE answer) instead of plain ones",
     )
+    parser.add_argument(
+        "--litellm-venv",
+        type=Path,
+        default=LITELLM_VENV,
+        help="LiteLLM's virtualenv, made with the Python that runs this (the other targets')",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     args = parser.parse_args()
     if unknown := set(args.targets) - set(TARGETS):
@@ -435,7 +448,11 @@ def main() -> int:
     rounds: list[list[Load]] = []
     failed: list[Load] = []
     firsts: list[FirstByte] = []
+    litellm = TARGETS["litellm"]
+    assert isinstance(litellm, LiteLLM)
+    litellm.venv = args.litellm_venv
     versions = {"nginx": tool_version([nginx, "-v"]), "wrk": tool_version([wrk, "-v"])}
+    versions["python"] = python_of(sys.executable)
     load_before = os.getloadavg()[0]
     mock = Processes()
     with tempfile.TemporaryDirectory(prefix="modelgrid-overhead-") as tmp:

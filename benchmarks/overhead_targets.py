@@ -94,6 +94,16 @@ def nginx_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
 
 
+def python_of(executable: str) -> str:
+    """Which Python ``executable`` is: its version and the interpreter a virtualenv's points
+    at (a distribution's build, made with PGO and LTO, or a local one without: its build
+    changes a Python gateway's speed, docs/benchmarks.md)."""
+    code = "import os, platform, sys; print(platform.python_version(), os.path.realpath(sys._base_executable))"
+    found = subprocess.run([executable, "-c", code], capture_output=True, text=True)
+    release, _, path = found.stdout.strip().partition(" ")
+    return f"Python {release} ({path})"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -330,13 +340,18 @@ class ModelGrid(Target):
         return f"modelgrid {version('modelgrid')}"
 
 
+@dataclass
 class LiteLLM(Target):
+    # Made with the same Python as the one running the benchmark, so that both gateways run on
+    # the same interpreter (its build changes a Python gateway's speed: docs/benchmarks.md).
+    venv: Path = LITELLM_VENV
+
     def start(self, upstream: str, workdir: Path) -> str:
-        exe = LITELLM_VENV / "bin" / "litellm"
+        exe = self.venv / "bin" / "litellm"
         if not exe.exists():
             raise StartError(
-                f"no {exe}: python3 -m venv {LITELLM_VENV} && "
-                f"{LITELLM_VENV}/bin/pip install 'litellm[proxy]'"
+                f"no {exe}: {sys.executable} -m venv {self.venv} && "
+                f"{self.venv}/bin/pip install 'litellm[proxy]'"
             )
         port = free_port()
         params = {"model": f"openai/{self.model}", "api_base": upstream, "api_key": "x"}
@@ -354,12 +369,10 @@ class LiteLLM(Target):
         return f"http://127.0.0.1:{port}/v1"
 
     def version(self) -> str:
-        python = str(LITELLM_VENV / "bin" / "python")
+        python = str(self.venv / "bin" / "python")
         code = "import importlib.metadata as m; print(m.version('litellm'))"
-        return (
-            "litellm "
-            + subprocess.run([python, "-c", code], capture_output=True, text=True).stdout.strip()
-        )
+        found = subprocess.run([python, "-c", code], capture_output=True, text=True)
+        return f"litellm {found.stdout.strip()} on {python_of(python)}"
 
 
 TARGETS: dict[str, Target] = {
