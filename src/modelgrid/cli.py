@@ -70,6 +70,9 @@ def serve(config: str | None, host: str | None, port: int | None, workers: int |
         "access_log": False,
         "timeout_graceful_shutdown": 10,
         "http": HttpProtocol,  # what a response writes in one turn, in one write
+        # Nothing reads a client's address: uvicorn's proxy-headers middleware would only be
+        # one more frame that every resumption of every request walks.
+        "proxy_headers": False,
     }
     if settings.workers == 1:
         uvicorn.run(create_app(settings), **common)

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -73,8 +73,26 @@ def trace_of(request: Request, route: str) -> Trace:
     return trace
 
 
+async def read_body(request: Request) -> bytes:
+    """The request's body, read from ``receive`` here: Starlette's ``body()`` reads it through
+    an async generator, whose making and closing (asyncio's hooks for one, ``aclosing``) cost
+    as much as the reading. Kept on the request as Starlette keeps it, so ``body()`` still
+    answers after this."""
+    chunks = []
+    receive = request.receive
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = request._body = b"".join(chunks)
+    return body
+
+
 async def read_json(request: Request) -> Any:
-    raw = await request.body()
+    raw = await read_body(request)
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
