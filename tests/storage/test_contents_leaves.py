@@ -7,6 +7,8 @@ import asyncio
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,12 +41,21 @@ def keys(tmp_path: Path) -> AuditKeys:
     return AuditKeys.load_or_create(tmp_path / "keys")
 
 
-async def stores(db: Database, tmp_path: Path, keys: AuditKeys) -> tuple[AuditLog, ContentStore]:
+@asynccontextmanager
+async def stores(
+    db: Database, tmp_path: Path, keys: AuditKeys
+) -> AsyncIterator[tuple[AuditLog, ContentStore]]:
+    """The audit log and the stored conversations as the server builds them, started (what
+    dead processes left replayed), closed after."""
     audit = AuditLog(db, tmp_path / "audit-journal", keys, flush_interval=NEVER)
     contents = ContentStore(db, tmp_path / "journal", flush_interval=NEVER, audit=audit)
     await audit.start()
     await contents.start()
-    return audit, contents
+    try:
+        yield audit, contents
+    finally:
+        await contents.close()
+        await audit.close()
 
 
 def test_a_responses_review_goes_through_its_journal_line() -> None:
@@ -52,41 +63,41 @@ def test_a_responses_review_goes_through_its_journal_line() -> None:
         assert StoredContent.from_json(content.to_json()) == content
 
 
-def test_the_leaf_is_the_one_the_audit_log_journals_for_a_response(keys: AuditKeys) -> None:
+@pytest.mark.parametrize(
+    ("content", "prompt", "response"),
+    [
+        # A chat's messages as canonical JSON; its one answer as served, label and all.
+        (chat(), prompt_text(chat().messages or []), chat().choices[0]),
+        # A completion's text prompt; its choices joined as the audit log joins them.
+        (
+            completion(prompt="Once upon a time", choices=("one", "two")),
+            "Once upon a time",
+            "one\n\ntwo",
+        ),
+    ],
+)
+def test_the_leaf_is_the_one_the_audit_log_journals_for_a_response(
+    keys: AuditKeys, content: StoredContent, prompt: str, response: str
+) -> None:
     secret = keys.hmac_secret
-    content = audited(chat())
-    assert content.messages is not None
-    assert content.leaf(secret) == build_record(
+    assert audited(content).leaf(secret) == build_record(
         secret,
         content_id=content.content_id,
         time=T0,
         org_id="org1",
         key_id="k" * 32,
         model=content.model,
-        prompt=prompt_text(content.messages),
-        response=content.choices[0],
+        prompt=prompt,
+        response=response,
         review=REVIEW,
         aigc=content.aigc,
-    )
-    two = audited(completion(prompt="Once upon a time", choices=("one", "two"), aigc={}))
-    assert two.leaf(secret) == build_record(
-        secret,
-        content_id=two.content_id,
-        time=T0,
-        org_id="org1",
-        key_id="k" * 32,
-        model=two.model,
-        prompt="Once upon a time",
-        response="one\n\ntwo",  # the choices as the audit log joins them
-        review=REVIEW,
     )
 
 
 async def test_leaves_commit_with_their_responses_and_receipts_prove_them(
     db: Database, tmp_path: Path, keys: AuditKeys
 ) -> None:
-    audit, contents = await stores(db, tmp_path, keys)
-    try:
+    async with stores(db, tmp_path, keys) as (audit, contents):
         kept = [audited(chat(f"chatcmpl-leaf-{i}", choices=(f"answer {i}",))) for i in range(3)]
         unaudited = chat("chatcmpl-no-leaf")  # its leaf went to the audit log's own journal
         for content in [*kept, unaudited]:
@@ -104,9 +115,6 @@ async def test_leaves_commit_with_their_responses_and_receipts_prove_them(
         assert await contents.flush()
         assert await count(db, audit_leaves) == 3
         assert await count(db, audit_checkpoints) == 1
-    finally:
-        await contents.close()
-        await audit.close()
 
 
 async def test_a_store_without_the_audit_log_keeps_such_responses_journaled(
@@ -118,20 +126,15 @@ async def test_a_store_without_the_audit_log_keeps_such_responses_journaled(
     assert not await bare.flush()  # refused, logged: the leaf would have been lost
     assert bare.pending == 1 and await count(db, stored_contents) == 0
     await bare.close()
-    audit, contents = await stores(db, tmp_path, keys)
-    try:
+    async with stores(db, tmp_path, keys) as (_, contents):
         assert contents.replayed == 1
         assert await count(db, stored_contents) == 1 and await count(db, audit_leaves) == 1
-    finally:
-        await contents.close()
-        await audit.close()
 
 
 async def test_a_leaf_that_cannot_be_made_does_not_hold_up_the_batch(
     db: Database, tmp_path: Path, keys: AuditKeys
 ) -> None:
-    audit, contents = await stores(db, tmp_path, keys)
-    try:
+    async with stores(db, tmp_path, keys) as (_, contents):
         bad: ReviewVerdict = {"stage": "input", "action": "shrug", "risks": []}  # type: ignore[typeddict-item]
         contents.append(replace(chat("chatcmpl-bad"), review=(bad,)))
         contents.append(audited(chat("chatcmpl-fine")))
@@ -140,9 +143,6 @@ async def test_a_leaf_that_cannot_be_made_does_not_hold_up_the_batch(
         async with db.engine.connect() as conn:
             ids = (await conn.execute(sa.select(audit_leaves.c.content_id))).scalars().all()
         assert ids == ["chatcmpl-fine"]
-    finally:
-        await contents.close()
-        await audit.close()
 
 
 async def test_a_killed_processes_responses_are_replayed_with_their_leaves(
@@ -157,12 +157,8 @@ async def test_a_killed_processes_responses_are_replayed_with_their_leaves(
         timeout=60,
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
-    audit, contents = await stores(db, tmp_path, keys)
-    try:
+    async with stores(db, tmp_path, keys) as (audit, contents):
         assert contents.replayed == 4
         for content in killed:
             receipt = await audit.lookup(content.content_id)
             assert receipt is not None and receipt.record == content.leaf(keys.hmac_secret)
-    finally:
-        await contents.close()
-        await audit.close()
