@@ -1,13 +1,14 @@
 """The writer process: the journals' batches (ledger, audit log, stored conversations) committed
 by a second process that the server starts beside itself (``writer_process``, on by default).
 
-Each request appends a line to each journal (storage/journal.py); once a second the lines are
-committed in batches. Committed in the server, that batch's Python (building rows, hashing
-responses for provenance and the audit tree, SQLAlchemy's statements, the driver's thread)
-shared one interpreter lock with the event loop and took turns with the
-requests in flight: about a fifth of the server's CPU under load (docs/benchmarks.md). Here the
-server hands the lines over as they were journaled, and the writer process decodes and commits
-them, on another core when there is one.
+Each request appends a line to the ledger's journal and one to the stored conversations' (whose
+commit also makes the response's audit leaf) or, for a response whose text is not kept, to the
+audit log's (storage/journal.py); once a second the lines are committed in batches. Committed in
+the server, that batch's Python (building rows, hashing responses for provenance and the audit
+tree, SQLAlchemy's statements, the driver's thread) shared one interpreter lock with the event
+loop and took turns with the requests in flight: about a fifth of the server's CPU under load
+(docs/benchmarks.md). Here the server hands the lines over as they were journaled, and the
+writer process decodes and commits them, on another core when there is one.
 
 Nothing is lost to it: the lines stay in the server's journal segments until the writer says
 they are committed, as they stay until the server's own commit does without it. If the writer
