@@ -117,3 +117,11 @@ def test_the_guard_is_a_model_of_the_catalogue(tmp_path: Path) -> None:
         '[models.guard]\nengine = "openai"\nbase_url = "http://127.0.0.1:1/v1"\n'
     )
     assert load_settings(config, env={}).review.guard.model == "guard"
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:8000/v1", "/v1", "ftp://host/v1", "http://[::1/v1"])
+def test_an_upstream_base_url_is_an_absolute_http_url(tmp_path: Path, url: str) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f'[models.m]\nengine = "openai"\nbase_url = "{url}"\n')
+    with pytest.raises(SettingsError, match="base_url"):
+        load_settings(config, env={})

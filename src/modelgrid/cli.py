@@ -73,6 +73,8 @@ def serve(config: str | None, host: str | None, port: int | None, workers: int |
         # Nothing reads a client's address: uvicorn's proxy-headers middleware would only be
         # one more frame that every resumption of every request walks.
         "proxy_headers": False,
+        # Which server answers is nobody's business but the operator's.
+        "server_header": False,
     }
     if settings.workers == 1:
         uvicorn.run(create_app(settings), **common)

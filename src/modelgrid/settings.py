@@ -13,8 +13,16 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .layer_settings import KnowledgeSettings, LayerSettings
 from .layers import LayerError, build_layers
@@ -83,6 +91,15 @@ class OpenAISettings(_Deployment):
     first_token_timeout: float = Field(60.0, gt=0)
     total_timeout: float = Field(600.0, gt=0)
     max_connections: int = Field(256, ge=1)
+
+    @field_validator("base_url")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        # Checked here, at start-up: the engine parses its URLs once, when it is built.
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http:// or https:// URL, up to /v1")
+        return value
 
 
 DeploymentSettings = Annotated[LlamaCppSettings | OpenAISettings, Field(discriminator="engine")]

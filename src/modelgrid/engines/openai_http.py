@@ -26,6 +26,7 @@ from pyreqwest.exceptions import (
     PyreqwestError,
     ReadError,
 )
+from pyreqwest.http import Url
 from pyreqwest.response import Response
 
 from ..errors import InvalidRequest, UpstreamError
@@ -60,6 +61,12 @@ class OpenAIEngine(Engine):
         self._settings = settings
         self._model = settings.model or model_id
         self._base = settings.base_url.rstrip("/")
+        # Parsed once: a URL given as text is parsed again by every request.
+        self._urls = {
+            True: Url(f"{self._base}/chat/completions"),
+            False: Url(f"{self._base}/completions"),
+        }
+        self._embeddings = Url(f"{self._base}/embeddings")
         self._client: Client | None = None
         self._inflight = 0
 
@@ -77,6 +84,8 @@ class OpenAIEngine(Engine):
             ClientBuilder()
             .default_headers(headers)
             .connect_timeout(timedelta(seconds=s.connect_timeout))
+            # Every request's bound, set once here rather than built into each request.
+            .timeout(timedelta(seconds=s.total_timeout))
             .max_connections(s.max_connections)
             .pool_idle_timeout(timedelta(seconds=30))
             # An API that redirects a POST is misconfigured: say so (_error) rather than follow.
@@ -124,9 +133,8 @@ class OpenAIEngine(Engine):
             async with AsyncExitStack() as stack:
                 streamed = (
                     self._started()
-                    .post(self._url(chat))
+                    .post(self._urls[chat])
                     .body_bytes(request_body(request, self._model))
-                    .timeout(timedelta(seconds=s.total_timeout))
                     # Nothing read ahead: by default the client holds the response back until
                     # it has buffered 64 KB or the body's end, which for a stream is its end.
                     .streamed_read_buffer_limit(0)
@@ -156,9 +164,8 @@ class OpenAIEngine(Engine):
         try:
             response = (
                 await self._started()
-                .post(self._url(chat))
+                .post(self._urls[chat])
                 .body_bytes(request_body(request, self._model))
-                .timeout(timedelta(seconds=self._settings.total_timeout))
                 .build()
                 .send()
             )
@@ -178,9 +185,6 @@ class OpenAIEngine(Engine):
         assert self._client is not None, "engine not started"
         return self._client
 
-    def _url(self, chat: bool) -> str:
-        return f"{self._base}/chat/completions" if chat else f"{self._base}/completions"
-
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
         body: dict[str, Any] = {"model": self._model, "input": request.input}
         if request.encoding_format != "float":
@@ -191,9 +195,8 @@ class OpenAIEngine(Engine):
         try:
             response = (
                 await self._started()
-                .post(f"{self._base}/embeddings")
+                .post(self._embeddings)
                 .body_bytes(orjson.dumps(body))
-                .timeout(timedelta(seconds=self._settings.total_timeout))
                 .build()
                 .send()
             )
