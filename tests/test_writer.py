@@ -124,8 +124,8 @@ async def test_a_batch_the_writer_cannot_commit_is_an_error_and_bad_lines_are_sk
     await writer.start()
     try:
         with pytest.raises(WriterError, match="KeyError"):
-            await writer.commit("no-such-journal", [b"{}"])
-        await writer.commit("ledger", [b"not json", entry("good").to_json(), b"{}"])
+            await writer.commit("no-such-journal", b"{}\n")
+        await writer.commit("ledger", b"not json\n" + entry("good").to_json() + b"\n{}\n")
         assert await count(db, ledger) == 1
         assert writer.batches == 1
     finally:

@@ -43,7 +43,7 @@ def build_journals(
         if writer is None:
             return None
 
-        async def hand_over(lines: list[bytes]) -> None:
+        async def hand_over(lines: bytearray) -> None:
             await writer.commit(name, lines)
 
         return hand_over

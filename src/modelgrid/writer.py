@@ -18,8 +18,8 @@ just before dying is not stored twice.
 
 Frames on the child's stdin and stdout: a 4-byte big-endian length, then the payload. The
 first is the pickled Settings; the child answers an empty frame once its stores are built.
-Then each is ``<journal>\\n<line>\\n<line>…``, committed in order and answered with an empty
-frame (committed) or the error's traceback (not committed: the journal retries).
+Then each is ``<journal>\\n<line>\\n<line>\\n…``, committed in order and answered with an
+empty frame (committed) or the error's traceback (not committed: the journal retries).
 """
 
 from __future__ import annotations
@@ -83,18 +83,20 @@ class WriterProcess:
         async with self._spawning:
             await self._spawn()
 
-    async def commit(self, journal: str, lines: list[bytes]) -> None:
-        """Have the writer commit ``journal``'s ``lines``. HandOffUnavailable when there is no
-        writer to take them (commit them here); WriterError when it tried and failed."""
+    async def commit(self, journal: str, lines: bytes | bytearray) -> None:
+        """Have the writer commit ``journal``'s ``lines`` (each ending in a newline).
+        HandOffUnavailable when there is no writer to take them (commit them here);
+        WriterError when it tried and failed."""
         child = await self._running()
         reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        payload = journal.encode() + b"\n" + b"\n".join(lines)
+        head = journal.encode() + b"\n"
         stdin = child.proc.stdin
         assert stdin is not None
         # No await between the writes and the append: frames and replies stay in one order.
         child.replies.append(reply)
-        stdin.write(FRAME.pack(len(payload)))
-        stdin.write(payload)
+        stdin.write(FRAME.pack(len(head) + len(lines)))
+        stdin.write(head)
+        stdin.write(lines)
         try:
             await stdin.drain()
         except (ConnectionError, RuntimeError) as e:

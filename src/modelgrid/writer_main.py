@@ -18,6 +18,7 @@ from .journals import build_journals
 from .process_setup import set_up_process
 from .settings import Settings
 from .storage.database import Database
+from .storage.journal import split_lines
 from .writer import FRAME, read_frame
 
 log = logging.getLogger("modelgrid.writer")
@@ -54,7 +55,7 @@ async def serve(input_fd: int, output_fd: int) -> None:
                 return  # the server closed our input: nothing more is coming
             name, _, body = payload.partition(b"\n")
             try:
-                await stores[name.decode()].commit_lines(body.split(b"\n") if body else [])
+                await stores[name.decode()].commit_lines(split_lines(body))
             except Exception:
                 # The server's journal logs it (once per outage) and retries.
                 reply(output_fd, traceback.format_exc().encode())

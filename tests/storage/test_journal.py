@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from modelgrid.storage.journal import HandOffUnavailable, Journal
+from modelgrid.storage.journal import HandOffUnavailable, Journal, split_lines
 
 pytestmark = pytest.mark.anyio
 
@@ -101,16 +101,19 @@ async def _accept(batch: list[str]) -> None:
 
 
 class Forward:
-    """A ``forward`` that records the lines handed over, or fails as told."""
+    """A ``forward`` that records the lines handed over, or fails as told (after running
+    ``meanwhile``, what a request might do while a batch is handed over)."""
 
     def __init__(self) -> None:
         self.handed: list[list[bytes]] = []
         self.fail: Exception | None = None
+        self.meanwhile: Callable[[], None] = lambda: None
 
-    async def __call__(self, lines: list[bytes]) -> None:
+    async def __call__(self, lines: bytearray) -> None:
+        self.meanwhile()
         if self.fail is not None:
             raise self.fail
-        self.handed.append(list(lines))
+        self.handed.append(split_lines(lines))
 
 
 def forwarding(directory: Path, commit: Recorder, forward: Forward | None) -> Journal[str]:
@@ -197,6 +200,31 @@ async def test_a_batch_the_other_process_failed_to_commit_stays_pending_and_is_r
         assert commit.batches == []
     finally:
         await items.close()
+
+
+async def test_lines_appended_while_a_batch_fails_stay_behind_it(tmp_path: Path) -> None:
+    commit, forward = Recorder(), Forward()
+    items = forwarding(tmp_path, commit, forward)
+    await items.start()
+    try:
+        items.append("a")
+        items.append("b")
+        forward.fail = RuntimeError("database down")
+        forward.meanwhile = lambda: items.append("c")
+        assert not await items.flush()
+        assert items.pending == 3
+        forward.fail, forward.meanwhile = None, lambda: None
+        assert await items.flush()
+        assert forward.handed == [[b"a", b"b", b"c"]]
+        assert items.pending == 0
+    finally:
+        await items.close()
+
+
+def test_split_lines_drops_the_last_newline_only() -> None:
+    assert split_lines(bytearray(b"a\nb\n")) == [b"a", b"b"]
+    assert split_lines(b"a\n\nb\n") == [b"a", b"", b"b"]
+    assert split_lines(b"") == []
 
 
 async def test_a_dead_processs_segment_is_replayed_through_forward_without_its_bad_lines(

@@ -15,7 +15,10 @@ replayed segment may have been partly or wholly committed before its owner died.
 With ``forward``, pending items are kept as their journal lines and handed to another process
 (the server's writer process, writer.py) to decode and commit: the commit's Python then runs
 beside the event loop, not between its requests. When that process cannot take them
-(``HandOffUnavailable``), they are decoded and committed here as without it.
+(``HandOffUnavailable``), they are decoded and committed here as without it. The lines wait in
+one buffer, not as an object apiece: a busy server holds tens of thousands of them for the
+seconds a batch takes, and as separate blocks they fragmented the heap it was freed into
+(docs/benchmarks.md); the buffer, past the allocator's mmap threshold, comes and goes whole.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
-Forward = Callable[[list[bytes]], Awaitable[None]]
+# Hands over journal lines, each ending in a newline, to be committed elsewhere.
+Forward = Callable[[bytearray], Awaitable[None]]
 
 # Across Journal instances too, so two in one process never pick the same name.
 _segment_numbers = itertools.count()
@@ -63,9 +67,11 @@ class Journal(Generic[T]):
         self._flush_interval = flush_interval
         self._prefix = prefix
         self._forward = forward
-        # One of the two holds what is pending: items without ``forward``, lines with it.
+        # One of the two holds what is pending: items without ``forward``; with it, their
+        # lines, each ending in a newline, and how many.
         self._pending: list[T] = []
-        self._lines: list[bytes] = []
+        self._held = bytearray()
+        self._held_count = 0
         self._handed_back = False  # a batch forward could not take was committed here
         # Segments whose items are all pending or committed but which are not yet deleted;
         # their fds stay open so the flock tells other processes they are not orphans.
@@ -86,14 +92,14 @@ class Journal(Generic[T]):
     @property
     def pending(self) -> int:
         """Items appended but not yet committed."""
-        return len(self._pending) + len(self._lines)
+        return len(self._pending) + self._held_count
 
     def append(self, item: T) -> None:
         if self._fd < 0:
             raise RuntimeError(f"{self._name}: append() before start() or after close()")
-        line = self._encode(item)
+        line = self._encode(item) + b"\n"
         try:
-            os.write(self._fd, line + b"\n")
+            os.write(self._fd, line)
             self._written += 1
         except OSError:
             # A full disk must not fail the request: the item is still committed from memory
@@ -102,7 +108,8 @@ class Journal(Generic[T]):
         if self._forward is None:
             self._pending.append(item)
         else:
-            self._lines.append(line)
+            self._held += line
+            self._held_count += 1
 
     async def commit_lines(self, lines: list[bytes]) -> None:
         """Decode and commit journal lines handed over by another process's ``forward``;
@@ -190,18 +197,26 @@ class Journal(Generic[T]):
                 await self._commit(items)
             del self._pending[: len(items)]
             return len(items)
-        lines = self._lines[:]
-        if lines:
+        held, count = self._held, self._held_count
+        if not count:
+            return 0
+        # Never changed once handed over (a transport may still be reading it): appends go
+        # to a new buffer, and a batch that fails goes back in front of them as a copy.
+        self._held, self._held_count = bytearray(), 0
+        try:
             try:
-                await self._forward(lines)
+                await self._forward(held)
                 self._handed_back = False
             except HandOffUnavailable as e:
                 if not self._handed_back:
                     self._log.warning("%s: committing here: %s", self._name, e)
                 self._handed_back = True
-                await self.commit_lines(lines)
-        del self._lines[: len(lines)]
-        return len(lines)
+                await self.commit_lines(split_lines(held))
+        except BaseException:
+            self._held = held + self._held
+            self._held_count += count
+            raise
+        return count
 
     async def close(self) -> None:
         """Stop flushing, commit what is pending, and remove the journal if all of it committed;
@@ -268,6 +283,15 @@ class Journal(Generic[T]):
             if self._forward is None:
                 self._pending.append(item)
             else:
-                self._lines.append(line)
+                self._held += line + b"\n"
+                self._held_count += 1
             self.replayed += 1
         self._uncommitted[path] = fd
+
+
+def split_lines(held: bytes | bytearray) -> list[bytes]:
+    """Lines that each end in a newline, without it."""
+    lines = bytes(held).split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    return lines
