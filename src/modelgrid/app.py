@@ -162,6 +162,7 @@ def create_app(settings: Settings) -> ModelGridApp:
         compliance,
         knowledge,
         Shadow(catalogue, meter, ShadowStore(db)),
+        journals,
     )
     overrides = Overrides(OverrideStore(db), admission, meter, settings, catalogue=catalogue)
     access_log = AccessLog(fmt=settings.log_format, enabled=settings.log_level in ("debug", "info"))

@@ -1,6 +1,7 @@
 """The request's whole path, top to bottom.
 
-    authenticate → resolve model → admit (plan: model access, rate and concurrency limits)
+    authenticate → resolve model → wait for the database (when it is behind the requests)
+      → admit (plan: model access, rate and concurrency limits)
       → review the prompt (mask, flag or refuse) → retrieve (a layer's knowledge)
       → prepare (the layer's instructions and sources; count the prompt, check it fits)
       → admit tokens (tokens per minute) → reserve (quotas and credits)
@@ -29,6 +30,7 @@ from .cascade import Cascade
 from .catalogue import Catalogue, Entry, model_not_found
 from .compliance import Compliance, Screening
 from .errors import InsufficientQuota, InvalidRequest
+from .journals import Journals
 from .knowledge.retrieval import Knowledge, Source, with_sources
 from .knowledge.store import EVERYONE
 from .labels import Labels
@@ -64,6 +66,7 @@ class Gateway:
         compliance: Compliance | None = None,
         knowledge: Knowledge | None = None,
         shadow: Shadow | None = None,
+        journals: Journals | None = None,
     ) -> None:
         self.cascade = Cascade(catalogue, metrics)
         self.keys = keys
@@ -76,12 +79,14 @@ class Gateway:
         self.compliance = compliance or Compliance(Reviewer(ReviewSettings(enabled=False)))
         self.knowledge = knowledge
         self.shadow = shadow or Shadow(catalogue, meter, None)
+        self.journals = journals  # whose backlog holds new requests back
 
     async def chat(self, caller: KeyRecord, body: ChatCompletionRequest, trace: Trace) -> Result:
         entry = self._resolve(body.model, trace, body.user, body.stream)
         cascade = entry.auto if entry.auto is not None and entry.auto.cascades else None
         if entry.auto is not None and cascade is None:
             entry = self._routed(caller, entry, body.asked(), trace)
+        await self._wait_for_the_database()
         await self.admission.admit(caller, entry, trace)
         screening = self._screening(caller, entry)
         if screening.policies.input is not None:
@@ -139,6 +144,12 @@ class Gateway:
         )
         return await self._respond(call)
 
+    async def _wait_for_the_database(self) -> None:
+        """While the journals' backlog is at its bound, new requests wait for the database to
+        catch up (a 503 when it does not), rather than the server's memory growing."""
+        if self.journals is not None and self.journals.full:
+            await self.journals.room()
+
     def _chat_prepared(self, body: ChatCompletionRequest, sources: list[Source]) -> _Prepare:
         async def prepare(caller: KeyRecord, entry: Entry, trace: Trace) -> list[Prepared]:
             requests = self._marked(caller, entry, chat_requests(body, entry.settings), sources)
@@ -179,6 +190,7 @@ class Gateway:
                 )
             prompt = body.prompt if isinstance(body.prompt, str) else ""
             entry = self._routed(caller, entry, prompt, trace)
+        await self._wait_for_the_database()
         await self.admission.admit(caller, entry, trace)
         screening = self._screening(caller, entry)
         if screening.policies.input is not None:
@@ -232,6 +244,7 @@ class Gateway:
 
     async def embed(self, caller: KeyRecord, body: EmbeddingsBody, trace: Trace) -> dict[str, Any]:
         entry = self._resolve(body.model, trace, body.user, False)
+        await self._wait_for_the_database()
         await self.admission.admit(caller, entry, trace)
         request = EmbeddingRequest(body.input, body.encoding_format, body.dimensions)
         trace.tokens_in = embedding_tokens(entry.engine, body.input)

@@ -17,6 +17,9 @@ class Pending(Protocol):
     @property
     def pending(self) -> int: ...
 
+    @property
+    def backlog(self) -> int: ...
+
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -72,6 +75,13 @@ class Metrics:
             ["journal"],
             registry=r,
         )
+        self.journal_backlog = Gauge(
+            "modelgrid_journal_backlog_bytes",
+            "Bytes of journal lines this process holds uncommitted; at journal_backlog_bytes, "
+            "new requests wait for the database",
+            ["journal"],
+            registry=r,
+        )
         self.writer_starts = Gauge(
             "modelgrid_writer_starts",
             "Writer processes this process has started: past 1, a writer died and was "
@@ -93,6 +103,7 @@ class Metrics:
 
     def watch_journal(self, name: str, journal: Pending) -> None:
         self.journal_pending.labels(name).set_function(lambda: journal.pending)
+        self.journal_backlog.labels(name).set_function(lambda: journal.backlog)
 
     def watch_writer(self, starts: Callable[[], int]) -> None:
         self.writer_starts.set_function(starts)

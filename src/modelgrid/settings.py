@@ -163,6 +163,12 @@ class Settings(BaseModel):
     # process beside each server process (writer.py), not between its requests. Off, or with
     # an in-memory database, each server commits its own.
     writer_process: bool = True
+    # Bytes of journal lines each of the ledger, the audit log and the stored conversations may
+    # hold uncommitted in a server process (the database behind the requests, or down) before
+    # new requests wait for it; one that waits longer than journal_backlog_seconds is refused
+    # with a 503. 0: no bound.
+    journal_backlog_bytes: int = Field(64 * 1024 * 1024, ge=0)
+    journal_backlog_seconds: float = Field(10.0, ge=0)
     admin_key: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"

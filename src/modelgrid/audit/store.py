@@ -68,6 +68,7 @@ class AuditLog(Journaled[AuditRecord]):
         flush_interval: float = 1.0,
         origin: str = DEFAULT_ORIGIN,
         forward: Forward | None = None,  # journal.py: commit in another process
+        max_backlog: int = 0,  # journal.py: bytes held uncommitted before full
     ) -> None:
         self._db = db
         self._keys = keys
@@ -82,6 +83,7 @@ class AuditLog(Journaled[AuditRecord]):
             name="audit",
             flush_interval=flush_interval,
             forward=forward,
+            max_backlog=max_backlog,
             prefix="audit",
         )
 

@@ -114,6 +114,7 @@ class ContentStore(Journaled[StoredContent]):
         flush_interval: float = 1.0,
         hasher: MinHasher | None = None,
         forward: Forward | None = None,  # journal.py: commit in another process
+        max_backlog: int = 0,  # journal.py: bytes held uncommitted before full
         audit: AuditLog | None = None,
     ) -> None:
         """``audit``: where the leaves of responses that carry their review go; a store
@@ -131,6 +132,7 @@ class ContentStore(Journaled[StoredContent]):
             name="contents",
             flush_interval=flush_interval,
             forward=forward,
+            max_backlog=max_backlog,
             prefix="contents",  # beside the ledger's segments, never taken for them
         )
 

@@ -19,6 +19,12 @@ beside the event loop, not between its requests. When that process cannot take t
 one buffer, not as an object apiece: a busy server holds tens of thousands of them for the
 seconds a batch takes, and as separate blocks they fragmented the heap it was freed into
 (docs/benchmarks.md); the buffer, past the allocator's mmap threshold, comes and goes whole.
+
+The backlog is bounded: with ``max_backlog``, once that many bytes of lines wait uncommitted,
+``full`` is true until a commit brings them under it, and ``room()`` waits for that. Appends
+never wait (a request that has been served must be recorded); it is for the caller to hold
+new requests back (journals.py), so that a database slower than the requests arriving, or
+down, makes the server slower, not its memory and its journal's segments grow without end.
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ class Journal(Generic[T]):
         flush_interval: float,
         prefix: str = "journal",  # segments are <prefix>-<pid>-<n>-<random>.jsonl
         forward: Forward | None = None,
+        max_backlog: int = 0,  # bytes; 0: no bound
     ) -> None:
         self._dir = Path(directory)
         self._encode, self._decode, self._commit = encode, decode, commit
@@ -72,6 +79,9 @@ class Journal(Generic[T]):
         self._pending: list[T] = []
         self._held = bytearray()
         self._held_count = 0
+        self._backlog = 0  # bytes of the lines appended and not yet committed
+        self._max_backlog = max_backlog
+        self._roomy = asyncio.Event()  # set by a commit that brought the backlog under its bound
         self._handed_back = False  # a batch forward could not take was committed here
         # Segments whose items are all pending or committed but which are not yet deleted;
         # their fds stay open so the flock tells other processes they are not orphans.
@@ -94,6 +104,22 @@ class Journal(Generic[T]):
         """Items appended but not yet committed."""
         return len(self._pending) + self._held_count
 
+    @property
+    def backlog(self) -> int:
+        """Bytes of journal lines appended but not yet committed."""
+        return self._backlog
+
+    @property
+    def full(self) -> bool:
+        """The backlog is at its bound: new work should wait for ``room()``."""
+        return 0 < self._max_backlog <= self._backlog
+
+    async def room(self) -> None:
+        """Return once the backlog is under its bound (at once when it is)."""
+        while self.full:
+            self._roomy.clear()
+            await self._roomy.wait()
+
     def append(self, item: T) -> None:
         if self._fd < 0:
             raise RuntimeError(f"{self._name}: append() before start() or after close()")
@@ -105,6 +131,7 @@ class Journal(Generic[T]):
             # A full disk must not fail the request: the item is still committed from memory
             # unless the process also dies before the next flush.
             self._log.exception("%s: could not journal %s", self._name, self._describe(item))
+        self._backlog += len(line)
         if self._forward is None:
             self._pending.append(item)
         else:
@@ -191,11 +218,13 @@ class Journal(Generic[T]):
     async def _hand_over(self) -> int:
         """Commit what is pending, here or through ``forward``; how many items went. They
         leave the pending list only once committed; what was appended meanwhile stays."""
+        size = self._backlog  # every line pending now is in this batch
         if self._forward is None:
             items = self._pending[:]
             if items:
                 await self._commit(items)
             del self._pending[: len(items)]
+            self._committed(size)
             return len(items)
         held, count = self._held, self._held_count
         if not count:
@@ -216,7 +245,13 @@ class Journal(Generic[T]):
             self._held = held + self._held
             self._held_count += count
             raise
+        self._committed(size)
         return count
+
+    def _committed(self, size: int) -> None:
+        self._backlog -= size
+        if not self.full:
+            self._roomy.set()
 
     async def close(self) -> None:
         """Stop flushing, commit what is pending, and remove the journal if all of it committed;
@@ -285,6 +320,7 @@ class Journal(Generic[T]):
             else:
                 self._held += line + b"\n"
                 self._held_count += 1
+            self._backlog += len(line) + 1
             self.replayed += 1
         self._uncommitted[path] = fd
 

@@ -23,6 +23,20 @@ class Journaled(Generic[T]):
         """Items recovered from dead processes' journals by start()."""
         return self._journal.replayed
 
+    @property
+    def backlog(self) -> int:
+        """Bytes of journal lines appended but not yet committed."""
+        return self._journal.backlog
+
+    @property
+    def full(self) -> bool:
+        """The backlog is at its bound: new requests should wait for ``room()``."""
+        return self._journal.full
+
+    async def room(self) -> None:
+        """Return once the backlog is under its bound (at once when it is)."""
+        await self._journal.room()
+
     def append(self, item: T) -> None:
         """Journal an item; it is committed within the flush interval. Never waits."""
         self._journal.append(item)

@@ -84,6 +84,7 @@ class Ledger(Journaled[LedgerEntry]):
         flush_interval: float = 0.05,
         batch_max: int = 1000,
         forward: Forward | None = None,  # journal.py: commit in another process
+        max_backlog: int = 0,  # journal.py: bytes held uncommitted before full
     ) -> None:
         self._db = db
         self._batch_max = batch_max
@@ -97,6 +98,7 @@ class Ledger(Journaled[LedgerEntry]):
             name="ledger",
             flush_interval=flush_interval,
             forward=forward,
+            max_backlog=max_backlog,
         )
 
     @property
