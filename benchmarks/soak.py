@@ -57,8 +57,14 @@ ADMIN_KEY = "mg-soak-admin-0123456789"
 class Slice:
     seconds: int
     requests: int
-    failed: int
+    failed: int  # refused and errors
     rss_mb: float
+    refused: int = 0  # answered, but not with a 2xx
+    errors: int = 0  # no answer: connections refused, reset or timed out
+
+    @property
+    def served(self) -> int:
+        return self.requests - self.refused
 
 
 def config(workdir: Path, origin: str) -> Path:
@@ -116,18 +122,22 @@ def rss_mb(session: int) -> float:
     return total / 1024
 
 
-def run_slice(wrk: str, url: str, lua: Path, conc: int, seconds: int, pid: int) -> Slice:
-    cmd = [wrk, "-t1", f"-c{conc}", f"-d{seconds}s", "--timeout", "10s", "-s", str(lua), url]
+def run_slice(
+    wrk: str, url: str, lua: Path, conc: int, seconds: int, pid: int, timeout: int = 10
+) -> Slice:
+    cmd = [wrk, "-t1", f"-c{conc}", f"-d{seconds}s", "--timeout", f"{timeout}s"]
+    cmd += ["-s", str(lua), url]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     count = re.search(r"^\s*(\d+) requests in", out, re.M)
     if count is None:
         raise SystemExit("could not read wrk's output:\n" + out)
-    failed = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
-    if errors := re.search(
+    refused = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    errors = 0
+    if socket := re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
     ):
-        failed += sum(int(n) for n in errors.groups())
-    return Slice(seconds, int(count[1]), failed, rss_mb(pid))
+        errors = sum(int(n) for n in socket.groups())
+    return Slice(seconds, int(count[1]), refused + errors, rss_mb(pid), refused, errors)
 
 
 @dataclass

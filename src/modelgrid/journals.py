@@ -72,7 +72,7 @@ def build_journals(
         if writer is None:
             return None
 
-        async def hand_over(lines: bytearray) -> None:
+        async def hand_over(lines: memoryview) -> None:
             await writer.commit(name, lines)
 
         return hand_over

@@ -83,7 +83,7 @@ class WriterProcess:
         async with self._spawning:
             await self._spawn()
 
-    async def commit(self, journal: str, lines: bytes | bytearray) -> None:
+    async def commit(self, journal: str, lines: bytes | bytearray | memoryview) -> None:
         """Have the writer commit ``journal``'s ``lines`` (each ending in a newline).
         HandOffUnavailable when there is no writer to take them (commit them here);
         WriterError when it tried and failed."""

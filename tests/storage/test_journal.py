@@ -109,7 +109,7 @@ class Forward:
         self.fail: Exception | None = None
         self.meanwhile: Callable[[], None] = lambda: None
 
-    async def __call__(self, lines: bytearray) -> None:
+    async def __call__(self, lines: memoryview) -> None:
         self.meanwhile()
         if self.fail is not None:
             raise self.fail

@@ -1,16 +1,17 @@
 """The journal's bounded backlog: the bytes of lines not yet committed, ``full`` at the bound
 and ``room()`` waiting for a commit to bring them under it, with the lines handed to another
-process and without."""
+process and without; and a backlog handed over in pieces of a bounded size."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 
 import pytest
 
-from modelgrid.storage.journal import Journal, split_lines
+from modelgrid.storage.journal import Journal, piece_end, split_lines
 
 from .test_journal import Recorder, decode_word
 
@@ -26,7 +27,7 @@ class SlowForward:
         self.release = asyncio.Event()
         self.fail: Exception | None = None
 
-    async def __call__(self, lines: bytearray) -> None:
+    async def __call__(self, lines: memoryview) -> None:
         self.entered.set()
         await self.release.wait()
         if self.fail is not None:
@@ -34,8 +35,27 @@ class SlowForward:
         self.handed.append(split_lines(lines))
 
 
+class CountingForward:
+    """A ``forward`` that records each piece, and fails the ``fail_at``-th (from 1) once."""
+
+    def __init__(self, fail_at: int = 0) -> None:
+        self.handed: list[list[bytes]] = []
+        self.calls = 0
+        self.fail_at = fail_at
+
+    async def __call__(self, lines: memoryview) -> None:
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise RuntimeError("database down")
+        self.handed.append(split_lines(lines))
+
+
 def bounded(
-    directory: Path, commit: Recorder, forward: SlowForward | None, bound: int
+    directory: Path,
+    commit: Recorder,
+    forward: SlowForward | CountingForward | None,
+    bound: int,
+    piece: int = 1 << 20,
 ) -> Journal[str]:
     return Journal(
         directory,
@@ -48,6 +68,7 @@ def bounded(
         flush_interval=3600,  # flushed by the test only
         forward=forward,
         max_backlog=bound,
+        piece_bytes=piece,
     )
 
 
@@ -153,3 +174,50 @@ async def test_without_a_bound_the_backlog_is_never_full(tmp_path: Path) -> None
     finally:
         commit.release.set()
         await items.close()
+
+
+def test_a_piece_ends_after_a_whole_line() -> None:
+    held = bytearray(b"aa\nbb\ncc\ndddddddd\ne\n")
+    assert piece_end(held, 0, 6) == 6  # "aa", "bb": both fit
+    assert piece_end(held, 6, 6) == 9  # "cc": "dddddddd" would not fit beside it
+    assert piece_end(held, 9, 6) == 18  # a line longer than a piece goes whole
+    assert piece_end(held, 18, 6) == len(held)
+
+
+async def test_a_backlog_goes_in_pieces_each_making_room_as_it_is_committed(
+    tmp_path: Path,
+) -> None:
+    forward = CountingForward()
+    items = bounded(tmp_path, Recorder(), forward, bound=7, piece=6)
+    await items.start()
+    try:
+        for word in ("aa", "bb", "cc", "dddddddd", "e"):
+            items.append(word)
+        assert await items.flush()
+        assert forward.handed == [[b"aa", b"bb"], [b"cc"], [b"dddddddd"], [b"e"]]
+        assert (items.backlog, items.pending) == (0, 0)
+    finally:
+        await items.close()
+    assert os.listdir(tmp_path) == []
+
+
+async def test_after_a_piece_fails_the_rest_waits_in_front_of_newer_lines(
+    tmp_path: Path,
+) -> None:
+    forward = CountingForward(fail_at=2)
+    items = bounded(tmp_path, Recorder(), forward, bound=0, piece=6)
+    await items.start()
+    try:
+        for word in ("aa", "bb", "cc", "dd"):
+            items.append(word)
+        assert not await items.flush()
+        assert forward.handed == [[b"aa", b"bb"]]  # committed; the second piece failed
+        assert (items.backlog, items.pending) == (6, 2)
+        assert len(os.listdir(tmp_path)) == 2  # its segment stays until all of it is in
+        items.append("ee")
+        assert await items.flush()
+        assert forward.handed[1:] == [[b"cc", b"dd"], [b"ee"]]
+        assert (items.backlog, items.pending) == (0, 0)
+    finally:
+        await items.close()
+    assert os.listdir(tmp_path) == []

@@ -19,6 +19,8 @@ beside the event loop, not between its requests. When that process cannot take t
 one buffer, not as an object apiece: a busy server holds tens of thousands of them for the
 seconds a batch takes, and as separate blocks they fragmented the heap it was freed into
 (docs/benchmarks.md); the buffer, past the allocator's mmap threshold, comes and goes whole.
+A backlog is handed over in pieces of at most ``PIECE_BYTES``, each committed on its own: the
+process decoding a batch never holds more than a piece's objects, however far behind it is.
 
 The backlog is bounded: with ``max_backlog``, once that many bytes of lines wait uncommitted,
 ``full`` is true until a commit brings them under it, and ``room()`` waits for that. Appends
@@ -42,7 +44,11 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 # Hands over journal lines, each ending in a newline, to be committed elsewhere.
-Forward = Callable[[bytearray], Awaitable[None]]
+Forward = Callable[[memoryview], Awaitable[None]]
+# The most handed over at once (a longer line goes whole): a batch's objects in the process
+# that decodes it stay in proportion to this, whatever the backlog. A second's lines under
+# full load are well under it, so only a backlog is cut up.
+PIECE_BYTES = 8 * 1024 * 1024
 
 # Across Journal instances too, so two in one process never pick the same name.
 _segment_numbers = itertools.count()
@@ -67,6 +73,7 @@ class Journal(Generic[T]):
         prefix: str = "journal",  # segments are <prefix>-<pid>-<n>-<random>.jsonl
         forward: Forward | None = None,
         max_backlog: int = 0,  # bytes; 0: no bound
+        piece_bytes: int = PIECE_BYTES,
     ) -> None:
         self._dir = Path(directory)
         self._encode, self._decode, self._commit = encode, decode, commit
@@ -81,6 +88,7 @@ class Journal(Generic[T]):
         self._held_count = 0
         self._backlog = 0  # bytes of the lines appended and not yet committed
         self._max_backlog = max_backlog
+        self._piece_bytes = piece_bytes
         self._roomy = asyncio.Event()  # set by a commit that brought the backlog under its bound
         self._handed_back = False  # a batch forward could not take was committed here
         # Segments whose items are all pending or committed but which are not yet deleted;
@@ -230,23 +238,33 @@ class Journal(Generic[T]):
         if not count:
             return 0
         # Never changed once handed over (a transport may still be reading it): appends go
-        # to a new buffer, and a batch that fails goes back in front of them as a copy.
+        # to a new buffer, and what fails goes back in front of them as a copy. A backlog
+        # goes in pieces, each committed on its own, in order; the first that fails stops it.
         self._held, self._held_count = bytearray(), 0
+        done = 0
         try:
-            try:
-                await self._forward(held)
-                self._handed_back = False
-            except HandOffUnavailable as e:
-                if not self._handed_back:
-                    self._log.warning("%s: committing here: %s", self._name, e)
-                self._handed_back = True
-                await self.commit_lines(split_lines(held))
+            while done < len(held):
+                end = piece_end(held, done, self._piece_bytes)
+                await self._hand_piece(memoryview(held)[done:end])
+                self._committed(end - done)
+                done = end
         except BaseException:
-            self._held = held + self._held
-            self._held_count += count
+            rest = held[done:]
+            self._held = rest + self._held
+            self._held_count += rest.count(b"\n")
             raise
-        self._committed(size)
         return count
+
+    async def _hand_piece(self, lines: memoryview) -> None:
+        assert self._forward is not None
+        try:
+            await self._forward(lines)
+            self._handed_back = False
+        except HandOffUnavailable as e:
+            if not self._handed_back:
+                self._log.warning("%s: committing here: %s", self._name, e)
+            self._handed_back = True
+            await self.commit_lines(split_lines(lines))
 
     def _committed(self, size: int) -> None:
         self._backlog -= size
@@ -325,7 +343,16 @@ class Journal(Generic[T]):
         self._uncommitted[path] = fd
 
 
-def split_lines(held: bytes | bytearray) -> list[bytes]:
+def piece_end(held: bytearray, start: int, most: int) -> int:
+    """Where a piece of ``held``'s lines from ``start`` ends: after the last newline within
+    ``most`` bytes, or after the first line when that line alone is longer."""
+    if start + most >= len(held):
+        return len(held)
+    end = held.rfind(b"\n", start, start + most) + 1
+    return end if end > start else held.index(b"\n", start + most) + 1
+
+
+def split_lines(held: bytes | bytearray | memoryview) -> list[bytes]:
     """Lines that each end in a newline, without it."""
     lines = bytes(held).split(b"\n")
     if lines and not lines[-1]:
