@@ -62,10 +62,8 @@ class OpenAIEngine(Engine):
         self._model = settings.model or model_id
         self._base = settings.base_url.rstrip("/")
         # Parsed once: a URL given as text is parsed again by every request.
-        self._urls = {
-            True: Url(f"{self._base}/chat/completions"),
-            False: Url(f"{self._base}/completions"),
-        }
+        self._chat = Url(f"{self._base}/chat/completions")
+        self._completions = Url(f"{self._base}/completions")
         self._embeddings = Url(f"{self._base}/embeddings")
         self._client: Client | None = None
         self._inflight = 0
@@ -133,7 +131,7 @@ class OpenAIEngine(Engine):
             async with AsyncExitStack() as stack:
                 streamed = (
                     self._started()
-                    .post(self._urls[chat])
+                    .post(self._chat if chat else self._completions)
                     .body_bytes(request_body(request, self._model))
                     # Nothing read ahead: by default the client holds the response back until
                     # it has buffered 64 KB or the body's end, which for a stream is its end.
@@ -164,7 +162,7 @@ class OpenAIEngine(Engine):
         try:
             response = (
                 await self._started()
-                .post(self._urls[chat])
+                .post(self._chat if chat else self._completions)
                 .body_bytes(request_body(request, self._model))
                 .build()
                 .send()
