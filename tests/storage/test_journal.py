@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from modelgrid.storage.journal import HandOffUnavailable, Journal, split_lines
+from modelgrid.storage.journal import PIECE_BYTES, HandOffUnavailable, Journal, split_lines
 
 pytestmark = pytest.mark.anyio
 
@@ -116,7 +116,13 @@ class Forward:
         self.handed.append(split_lines(lines))
 
 
-def forwarding(directory: Path, commit: Recorder, forward: Forward | None) -> Journal[str]:
+def forwarding(
+    directory: Path,
+    commit: Recorder,
+    forward: Callable[[memoryview], Awaitable[None]] | None,
+    max_backlog: int = 0,
+    piece_bytes: int = PIECE_BYTES,
+) -> Journal[str]:
     return Journal(
         directory,
         encode=str.encode,
@@ -127,6 +133,8 @@ def forwarding(directory: Path, commit: Recorder, forward: Forward | None) -> Jo
         name="test",
         flush_interval=3600,
         forward=forward,
+        max_backlog=max_backlog,
+        piece_bytes=piece_bytes,
     )
 
 

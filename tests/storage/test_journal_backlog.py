@@ -5,7 +5,6 @@ process and without; and a backlog handed over in pieces of a bounded size."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 
 from modelgrid.storage.journal import Journal, piece_end, split_lines
 
-from .test_journal import Recorder, decode_word
+from .test_journal import Recorder, forwarding
 
 pytestmark = pytest.mark.anyio
 
@@ -57,19 +56,7 @@ def bounded(
     bound: int,
     piece: int = 1 << 20,
 ) -> Journal[str]:
-    return Journal(
-        directory,
-        encode=str.encode,
-        decode=decode_word,
-        commit=commit,
-        describe=str,
-        log=logging.getLogger("test.journal"),
-        name="test",
-        flush_interval=3600,  # flushed by the test only
-        forward=forward,
-        max_backlog=bound,
-        piece_bytes=piece,
-    )
+    return forwarding(directory, commit, forward, max_backlog=bound, piece_bytes=piece)
 
 
 async def still_waiting(task: asyncio.Future[None]) -> bool:
