@@ -31,10 +31,9 @@ from .catalogue import Catalogue, Entry, model_not_found
 from .compliance import Compliance, Screening
 from .errors import InsufficientQuota, InvalidRequest
 from .journals import Journals
-from .knowledge.retrieval import Knowledge, Source, with_sources
+from .knowledge.retrieval import Knowledge, Source
 from .knowledge.store import EVERYONE
 from .labels import Labels
-from .layers import layered
 from .metering import Meter
 from .metrics import Metrics
 from .openai_format import ChatFormat, Choice, TextFormat
@@ -44,10 +43,11 @@ from .review.verdict import Action
 from .sampling import chat_requests, embedding_tokens, text_requests
 from .schemas import ChatCompletionRequest, CompletionRequest, EmbeddingsBody
 from .shadow import Shadow
+from .shaping import shaped
 from .storage.keys import KeyRecord, KeyStore
 from .streaming import stream
 from .trace import Trace
-from .types import EmbeddingRequest, GenerationRequest, Piece, Prepared
+from .types import EmbeddingRequest, Piece, Prepared
 
 Result = dict[str, Any] | AsyncGenerator[bytes, None]
 # Prepares a request on a model: counts it, admits its tokens, reserves its most.
@@ -152,7 +152,9 @@ class Gateway:
 
     def _chat_prepared(self, body: ChatCompletionRequest, sources: list[Source]) -> _Prepare:
         async def prepare(caller: KeyRecord, entry: Entry, trace: Trace) -> list[Prepared]:
-            requests = self._marked(caller, entry, chat_requests(body, entry.settings), sources)
+            requests = shaped(
+                self.admission, caller, entry, chat_requests(body, entry.settings), sources
+            )
             prepared = [await entry.engine.prepare(r) for r in requests]
             trace.tokens_in = prepared[0].prompt_tokens  # one prompt, however many choices
             await self.admission.admit_tokens(caller, prepared, trace)
@@ -202,7 +204,7 @@ class Gateway:
         async def prepare(caller: KeyRecord, entry: Entry, trace: Trace) -> list[Prepared]:
             pairs = text_requests(body, entry.settings)
             prefixes[:] = [prefix for prefix, _ in pairs]
-            capped = self._marked(caller, entry, [r for _, r in pairs], sources)
+            capped = shaped(self.admission, caller, entry, [r for _, r in pairs], sources)
             prepared = [await entry.engine.prepare(r) for r in capped]
             trace.tokens_in = sum(p.prompt_tokens for p in prepared[:: body.n])  # once per prompt
             await self.admission.admit_tokens(caller, prepared, trace)
@@ -254,29 +256,6 @@ class Gateway:
         self.metrics.observe_generation(entry.id, trace)
         usage = {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens}
         return {"object": "list", "data": result.data, "model": entry.id, "usage": usage}
-
-    def _marked(
-        self,
-        caller: KeyRecord,
-        entry: Entry,
-        requests: list[GenerationRequest],
-        sources: list[Source],
-    ) -> list[GenerationRequest]:
-        """The requests as the model's layer makes them (its instructions, the sources found
-        in its knowledge, its adapter), held to the plan's max_tokens, and watermarked where
-        the plan says (engines that cannot see the logits, upstream ones, leave the flag be).
-        The operator's own keys, on no plan, get no watermark, as they get no text label:
-        their output is not served to the public."""
-        # The sources stay when a quota degrades a layer's request to the plan's small model:
-        # the answer is still grounded, and the response cites them.
-        requests = [with_sources(r, sources) for r in requests]
-        if entry.layer is not None:
-            requests = [layered(entry.layer, r) for r in requests]
-        capped = self.admission.capped(caller, requests)
-        plan = self.admission.plan_of(caller)
-        if plan is None or not plan.watermark:
-            return capped
-        return [replace(r, watermark=True) for r in capped]
 
     async def _retrieve(self, caller: KeyRecord, entry: Entry, query: str) -> list[Source]:
         """A layer's passages for ``query``, from its knowledge and its parents', among those

@@ -226,8 +226,8 @@ class Journal(Generic[T]):
     async def _hand_over(self) -> int:
         """Commit what is pending, here or through ``forward``; how many items went. They
         leave the pending list only once committed; what was appended meanwhile stays."""
-        size = self._backlog  # every line pending now is in this batch
         if self._forward is None:
+            size = self._backlog  # every line pending now is in this batch
             items = self._pending[:]
             if items:
                 await self._commit(items)
