@@ -76,8 +76,7 @@ def trace_of(request: Request, route: str) -> Trace:
 async def read_body(request: Request) -> bytes:
     """The request's body, read from ``receive`` here: Starlette's ``body()`` reads it through
     an async generator, whose making and closing (asyncio's hooks for one, ``aclosing``) cost
-    as much as the reading. Kept on the request as Starlette keeps it, so ``body()`` still
-    answers after this."""
+    as much as the reading. Read once: nothing reads it again through ``body()``."""
     chunks = []
     receive = request.receive
     while True:
@@ -87,8 +86,7 @@ async def read_body(request: Request) -> bytes:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             break
-    body = request._body = b"".join(chunks)
-    return body
+    return b"".join(chunks)
 
 
 async def read_json(request: Request) -> Any:

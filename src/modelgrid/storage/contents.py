@@ -202,12 +202,9 @@ class ContentStore(Journaled[StoredContent]):
     ) -> tuple[list[tuple[Any, ...]], npt.NDArray[np.int64], list[AuditRecord]]:
         """In a thread: the rows, their provenance index rows, and ``audited``'s leaves."""
         responses = [(c.content_id, c.choices, c.label) for c in batch]
-        secret = b"" if self.audit is None else self.audit.keys.hmac_secret
-        return (
-            [_row(content) for content in batch],
-            index_array(self.hasher, responses),
-            _leaves(audited, secret),
-        )
+        # ``_insert`` refused a batch with leaves to make and no audit log before this.
+        leaves = [] if self.audit is None else _leaves(audited, self.audit.keys.hmac_secret)
+        return [_row(content) for content in batch], index_array(self.hasher, responses), leaves
 
 
 def _leaves(contents: list[StoredContent], secret: bytes) -> list[AuditRecord]:
