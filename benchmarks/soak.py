@@ -13,13 +13,19 @@ filling up to their bound); over the rest, the figure reported is the slope of a
 least-squares line through RSS against requests served, in bytes a request, beside the peak.
 RSS moves by tens of megabytes from slice to slice with the batches waiting for their flush
 and the allocator's arenas, so two end points alone say little; a leak of even 100 bytes a
-request would show as a steady slope of that size across every slice.
+request would show as a steady slope of that size across every slice. Each slice also reports
+its requests a second and what the server's journals hold uncommitted at its end (from
+``/metrics``): a backlog that climbs to ``journal_backlog_bytes`` and throughput that falls
+with it say the database, not the server, sets the pace.
 
 Usage: ``python benchmarks/soak.py [--slices 8] [--seconds 15] [--concurrency 16]
 [--keys 50] [--against 'NAME=VALUE ...'] [--json]``. ``--against MALLOC_ARENA_MAX=2`` soaks
 a second server with that variable in its environment, slice for slice in alternation with
 the first, so that the slopes come from the same minutes of the same machine; repeat it for
-a third server, and so on. Needs nginx and wrk (``apt-get install nginx wrk``).
+a third server, and so on. ``MODELGRID_DATABASE_URL`` in the benchmark's own environment (or
+in ``--against``'s) puts that server, and its keys, on that database, PostgreSQL say, instead
+of SQLite in a fresh data directory; the database should be empty. Needs nginx and wrk
+(``apt-get install nginx wrk``).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -61,6 +68,11 @@ class Slice:
     rss_mb: float
     refused: int = 0  # answered, but not with a 2xx
     errors: int = 0  # no answer: connections refused, reset or timed out
+    backlog_mb: float = 0.0  # journal lines not yet committed, at the slice's end
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds
 
     @property
     def served(self) -> int:
@@ -80,8 +92,9 @@ def config(workdir: Path, origin: str) -> Path:
     return path
 
 
-def create_keys(path: Path, count: int) -> list[str]:
-    env = os.environ | {"MODELGRID_ADMIN_KEY": ADMIN_KEY}
+def create_keys(path: Path, count: int, env: dict[str, str]) -> list[str]:
+    """``env``: the server's own variables, so that the keys go to its database."""
+    env = os.environ | env | {"MODELGRID_ADMIN_KEY": ADMIN_KEY}
     cmd = [sys.executable, "-m", "modelgrid", "keys", "create", "--config", str(path)]
     return [
         subprocess.run(
@@ -122,6 +135,15 @@ def rss_mb(session: int) -> float:
     return total / 1024
 
 
+def backlog_mb(base: str) -> float:
+    """What the server's journals hold uncommitted (``/metrics``), summed: at the bound, the
+    database is behind the requests."""
+    with urllib.request.urlopen(base.removesuffix("/v1") + "/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    found = re.findall(r"^modelgrid_journal_backlog_bytes\{[^}]*\} (\S+)$", text, re.M)
+    return sum(float(n) for n in found) / (1024 * 1024)
+
+
 def run_slice(
     wrk: str, url: str, lua: Path, conc: int, seconds: int, pid: int, timeout: int = 10
 ) -> Slice:
@@ -137,7 +159,8 @@ def run_slice(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
     ):
         errors = sum(int(n) for n in socket.groups())
-    return Slice(seconds, int(count[1]), refused + errors, rss_mb(pid), refused, errors)
+    backlog = backlog_mb(url.removesuffix("/chat/completions"))
+    return Slice(seconds, int(count[1]), refused + errors, rss_mb(pid), refused, errors, backlog)
 
 
 @dataclass
@@ -160,7 +183,7 @@ def start(
     base = start_modelgrid(procs, path, ADMIN_KEY, workdir / "modelgrid.log", env)
     pid = procs.children[-1][0].pid
     lua = workdir / "soak.lua"
-    wrk_script(lua, create_keys(path, keys))
+    wrk_script(lua, create_keys(path, keys, env))
     return Server(name, base, pid, lua, rss_mb(pid), [])
 
 
@@ -226,7 +249,8 @@ def main() -> int:
                     if not args.json:
                         print(
                             f"slice {n + 1} ({server.name}): {done.requests:,} requests "
-                            f"({done.failed} failed), RSS {done.rss_mb:.1f} MB",
+                            f"({done.per_second:,.0f}/s, {done.failed} failed), RSS "
+                            f"{done.rss_mb:.1f} MB, backlog {done.backlog_mb:.1f} MB",
                             file=sys.stderr,
                         )
         finally:

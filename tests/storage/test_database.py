@@ -47,14 +47,15 @@ async def test_insert_array_takes_integer_rows_in_any_number_of_statements(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The provenance index's rows, from an int64 array: 64-bit values at both ends, more rows
-    # than one statement takes, some already stored, none at all.
+    # than one statement takes, some already stored, some twice in one call, none at all.
     monkeypatch.setattr(database, "_JSON_ROWS", 400)
     keys = np.array([-(2**63), -1, 0, 1, 2**63 - 1] * 300, dtype=np.int64)
     rows = np.column_stack((keys, np.arange(len(keys), dtype=np.int64)))
     columns = ("band_key", "ref")
     async with db.begin_write() as conn:
         await db.insert_array(conn, provenance_index, columns, rows, "band_key, ref")
-        await db.insert_array(conn, provenance_index, columns, rows[:7], "band_key, ref")
+        twice = np.vstack((rows[:7], rows[:3]))
+        await db.insert_array(conn, provenance_index, columns, twice, "band_key, ref")
         await db.insert_array(conn, provenance_index, columns, rows[:0], "band_key, ref")
         await db.insert_new(conn, provenance_index, columns, [[5, -5], (6, -6)], "band_key, ref")
     async with db.engine.connect() as conn:

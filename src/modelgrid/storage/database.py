@@ -157,13 +157,16 @@ class Database:
         (``json_each``) in C, outside the GIL. Bound one by one, the integers were converted
         in the driver's thread while it held the GIL, in the switch interval's turns against
         the requests in flight: this way, +6% throughput under load and p90 at concurrency 1
-        1.16 → 0.92 ms (docs/benchmarks.md). PostgreSQL takes them as tuples, made in a
-        thread."""
+        1.16 → 0.92 ms (docs/benchmarks.md).
+
+        PostgreSQL gets a ``bigint`` array a column, in one statement that unpacks them
+        (``unnest``): as rows, asyncpg's executemany sent a bind and an execute a row, and
+        the writer spent a third of its time there under sustained load (docs/benchmarks.md)."""
         if not len(rows):
             return
         if not self.is_sqlite:
-            tuples = await asyncio.to_thread(_tuples, rows)
-            await conn.exec_driver_sql(_postgres_insert(table, columns, unique), tuples)
+            arrays = await asyncio.to_thread(_columns, rows)
+            await conn.exec_driver_sql(_postgres_unnest(table, columns, unique), arrays)
             return
         picks = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(columns)))
         # "WHERE true": without a WHERE, SQLite would read ON CONFLICT as part of the join.
@@ -197,10 +200,8 @@ class Database:
             await conn.exec_driver_sql(sql, chunk)
 
 
-def _tuples(rows: npt.NDArray[np.int64]) -> list[tuple[int, ...]]:
-    # Flat first: one list of ints, rather than a list a row.
-    values: list[int] = rows.ravel().tolist()
-    return list(zip(*[iter(values)] * rows.shape[1], strict=True))
+def _columns(rows: npt.NDArray[np.int64]) -> tuple[list[int], ...]:
+    return tuple(rows[:, i].tolist() for i in range(rows.shape[1]))
 
 
 def _rows_a_statement(width: int) -> int:
@@ -210,6 +211,15 @@ def _rows_a_statement(width: int) -> int:
 def _postgres_insert(table: sa.Table, columns: Sequence[str], unique: str | None) -> str:
     marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
     return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks}){_on_conflict(unique)}"
+
+
+def _postgres_unnest(table: sa.Table, columns: Sequence[str], unique: str | None) -> str:
+    """One INSERT of any number of integer rows, given as a ``bigint`` array a column."""
+    arrays = ", ".join(f"${i}::bigint[]" for i in range(1, len(columns) + 1))
+    names = ", ".join(columns)
+    return (
+        f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays}){_on_conflict(unique)}"
+    )
 
 
 def _on_conflict(unique: str | None) -> str:
