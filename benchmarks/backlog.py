@@ -30,13 +30,11 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import httpx
-
 # Run as a script, this file's folder is on sys.path but the repository root is not.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.overhead import require_tools
 from benchmarks.overhead_targets import Processes, start_mock
-from benchmarks.soak import ADMIN_KEY, Server, Slice, run_slice, start
+from benchmarks.soak import Server, Slice, run_slice, start
 
 TABLES = ("ledger", "audit_leaves", "stored_contents")  # what the three journals commit to
 
@@ -45,7 +43,10 @@ TABLES = ("ledger", "audit_leaves", "stored_contents")  # what the three journal
 class Phase:
     name: str  # up, down, back
     slice: Slice
-    backlog_mb: float
+
+    @property
+    def backlog_mb(self) -> float:
+        return self.slice.backlog_mb
 
 
 @dataclass
@@ -53,20 +54,6 @@ class Run:
     server: Server
     database: Path
     phases: list[Phase] = field(default_factory=list)
-
-
-def backlog_mb(server: Server) -> float:
-    """The bytes every journal of the server holds uncommitted, from its /metrics."""
-    text = httpx.get(
-        server.base.removesuffix("/v1") + "/metrics",
-        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-        timeout=30,
-    ).text
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith("modelgrid_journal_backlog_bytes{"):
-            total += float(line.split()[-1])
-    return total / 1024 / 1024
 
 
 def rename(database: Path, away: bool) -> None:
@@ -136,7 +123,7 @@ def main() -> int:
                     done = run_slice(
                         wrk, url, server.lua, args.concurrency, args.seconds, server.pid, 30
                     )
-                    run.phases.append(Phase(phase, done, backlog_mb(server)))
+                    run.phases.append(Phase(phase, done))
                     if not args.json:
                         print(
                             f"slice {n + 1}, database {phase} ({server.name}): "
