@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/review.py
 	$(BIN)/python benchmarks/content_store.py
 	$(BIN)/python benchmarks/provenance_growth.py
+	$(BIN)/python benchmarks/provenance_layouts.py
 	$(BIN)/python benchmarks/watermark.py
 	$(BIN)/python benchmarks/audit.py
 	$(BIN)/python benchmarks/provenance_lookup.py
