@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ledger_flush.py
 	$(BIN)/python benchmarks/review.py
 	$(BIN)/python benchmarks/content_store.py
+	$(BIN)/python benchmarks/content_prune.py
 	$(BIN)/python benchmarks/provenance_growth.py
 	$(BIN)/python benchmarks/provenance_layouts.py
 	$(BIN)/python benchmarks/watermark.py

@@ -1,5 +1,5 @@
-"""Database helpers on both databases: batched inserts that skip what is stored, and writers
-that take turns."""
+"""Database helpers on both databases: batched inserts that skip what is stored, batched
+deletes, and writers that take turns."""
 
 from __future__ import annotations
 
@@ -62,6 +62,26 @@ async def test_insert_array_takes_integer_rows_in_any_number_of_statements(
         stored = set((await conn.execute(sa.select(provenance_index))).all())
     assert stored == {(k, r) for k, r in rows.tolist()} | {(5, -5), (6, -6)}
     assert all(type(k) is int and type(r) is int for k, r in stored)
+
+
+async def test_delete_array_deletes_exactly_the_rows_given(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Retention's way out of the index: more rows than one statement takes, 64-bit values at
+    # both ends, rows given twice, rows not stored, rows sharing a key with a kept one.
+    monkeypatch.setattr(database, "_JSON_ROWS", 400)
+    keys = np.array([-(2**63), -1, 0, 1, 2**63 - 1] * 300, dtype=np.int64)
+    rows = np.column_stack((keys, np.arange(len(keys), dtype=np.int64)))
+    columns = ("band_key", "ref")
+    gone = rows[::2]
+    absent = np.array([[0, -1], [2**63 - 1, -2]], dtype=np.int64)
+    async with db.begin_write() as conn:
+        await db.insert_array(conn, provenance_index, columns, rows, "band_key, ref")
+        await db.delete_array(conn, provenance_index, columns, np.vstack((gone, gone[:5], absent)))
+        await db.delete_array(conn, provenance_index, columns, rows[:0])
+    async with db.engine.connect() as conn:
+        stored = set((await conn.execute(sa.select(provenance_index))).all())
+    assert stored == {(k, r) for k, r in rows[1::2].tolist()}
 
 
 async def test_writers_take_turns_and_all_commit(db: Database) -> None:

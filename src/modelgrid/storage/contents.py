@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..audit.record import AuditRecord, ReviewVerdict, build_record, prompt_text
 from ..audit.store import AuditLog
-from ..provenance.index import INDEX_COLUMNS, INDEX_KEY, content_ref, index_array, index_rows
+from ..provenance.index import INDEX_COLUMNS, INDEX_KEY, content_ref, index_array
 from ..provenance.minhash import MinHasher
 from .database import Database
 from .journal import Forward, Journal
@@ -153,10 +153,6 @@ class ContentStore(Journaled[StoredContent]):
     async def prune(self, older_than: datetime) -> int:
         """Drop responses stored before ``older_than``, with their index; how many went."""
         c, removed = stored_contents.c, 0
-        ix = provenance_index.c
-        drop = provenance_index.delete().where(
-            ix.band_key == sa.bindparam("k"), ix.ref == sa.bindparam("r")
-        )
         while True:
             async with self._db.begin_write() as conn:
                 old = (
@@ -170,9 +166,8 @@ class ContentStore(Journaled[StoredContent]):
                     return removed
                 # The index rows are found again from the choices: no second index to keep.
                 responses = [(r.content_id, orjson.loads(r.choices), r.label) for r in old]
-                rows = await asyncio.to_thread(index_rows, self.hasher, responses)
-                if rows:
-                    await conn.execute(drop, [{"k": key, "r": ref} for key, ref in rows])
+                rows = await asyncio.to_thread(index_array, self.hasher, responses)
+                await self._db.delete_array(conn, provenance_index, INDEX_COLUMNS, rows)
                 ids = [r.content_id for r in old]
                 await conn.execute(stored_contents.delete().where(c.content_id.in_(ids)))
             removed += len(old)
