@@ -28,7 +28,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from benchmarks.databases import fresh_postgres
+from benchmarks.databases import fresh_postgres_pair
 from benchmarks.provenance_growth import batch
 
 from modelgrid.provenance.index import index_rows
@@ -99,14 +99,11 @@ async def main() -> int:
     await run(
         "SQLite", (f"sqlite:///{where}/now.db", f"sqlite:///{where}/before.db"), args.responses
     )
-    async with (
-        fresh_postgres(args.postgres, "prune_now") as now,
-        fresh_postgres(args.postgres, "prune_before") as before,
-    ):
-        if now is None or before is None:
+    async with fresh_postgres_pair(args.postgres, ("prune_now", "prune_before")) as urls:
+        if urls is None:
             print(f"PostgreSQL: not reachable at {args.postgres}, skipped")
         else:
-            await run("PostgreSQL", (now, before), args.responses)
+            await run("PostgreSQL", urls, args.responses)
     return 0
 
 

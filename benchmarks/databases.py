@@ -37,3 +37,16 @@ async def fresh_postgres(server: str, label: str) -> AsyncIterator[str | None]:
         async with engine.connect() as conn:
             await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def fresh_postgres_pair(
+    server: str, labels: tuple[str, str]
+) -> AsyncIterator[tuple[str, str] | None]:
+    """Two new databases on ``server``, for a benchmark's two variants side by side; None if
+    unreachable."""
+    async with (
+        fresh_postgres(server, labels[0]) as first,
+        fresh_postgres(server, labels[1]) as second,
+    ):
+        yield None if first is None or second is None else (first, second)

@@ -35,7 +35,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from benchmarks.databases import fresh_postgres
+from benchmarks.databases import fresh_postgres_pair
 
 from modelgrid.provenance.index import INDEX_COLUMNS, INDEX_KEY
 from modelgrid.storage.contents import ContentStore, StoredContent
@@ -145,14 +145,11 @@ async def main() -> int:
         where = Path(tempfile.mkdtemp())
         await run("SQLite", (f"sqlite:///{where}/rows.db", f"sqlite:///{where}/index.db"), args)
     if args.only != "sqlite":
-        async with (
-            fresh_postgres(args.postgres, "rows") as rows,
-            fresh_postgres(args.postgres, "index") as index,
-        ):
-            if rows is None or index is None:
+        async with fresh_postgres_pair(args.postgres, ("rows", "index")) as urls:
+            if urls is None:
                 print(f"PostgreSQL: not reachable at {args.postgres}, skipped")
             else:
-                await run("PostgreSQL", (rows, index), args)
+                await run("PostgreSQL", urls, args)
     return 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -24,6 +25,12 @@ async def count(db: Database) -> int:
                 await conn.execute(sa.select(sa.func.count()).select_from(provenance_index))
             ).scalar_one()
         )
+
+
+def index_rows() -> npt.NDArray[np.int64]:
+    """1,500 index rows, more than three statements' worth at 400, 64-bit keys at both ends."""
+    keys = np.array([-(2**63), -1, 0, 1, 2**63 - 1] * 300, dtype=np.int64)
+    return np.column_stack((keys, np.arange(len(keys), dtype=np.int64)))
 
 
 async def test_insert_new_takes_many_rows_and_skips_the_stored_ones(db: Database) -> None:
@@ -49,9 +56,7 @@ async def test_insert_array_takes_integer_rows_in_any_number_of_statements(
     # The provenance index's rows, from an int64 array: 64-bit values at both ends, more rows
     # than one statement takes, some already stored, some twice in one call, none at all.
     monkeypatch.setattr(database, "_JSON_ROWS", 400)
-    keys = np.array([-(2**63), -1, 0, 1, 2**63 - 1] * 300, dtype=np.int64)
-    rows = np.column_stack((keys, np.arange(len(keys), dtype=np.int64)))
-    columns = ("band_key", "ref")
+    rows, columns = index_rows(), ("band_key", "ref")
     async with db.begin_write() as conn:
         await db.insert_array(conn, provenance_index, columns, rows, "band_key, ref")
         twice = np.vstack((rows[:7], rows[:3]))
@@ -70,9 +75,7 @@ async def test_delete_array_deletes_exactly_the_rows_given(
     # Retention's way out of the index: more rows than one statement takes, 64-bit values at
     # both ends, rows given twice, rows not stored, rows sharing a key with a kept one.
     monkeypatch.setattr(database, "_JSON_ROWS", 400)
-    keys = np.array([-(2**63), -1, 0, 1, 2**63 - 1] * 300, dtype=np.int64)
-    rows = np.column_stack((keys, np.arange(len(keys), dtype=np.int64)))
-    columns = ("band_key", "ref")
+    rows, columns = index_rows(), ("band_key", "ref")
     gone = rows[::2]
     absent = np.array([[0, -1], [2**63 - 1, -2]], dtype=np.int64)
     async with db.begin_write() as conn:
