@@ -169,16 +169,12 @@ class Database:
             arrays = await asyncio.to_thread(_columns, rows)
             await conn.exec_driver_sql(_postgres_unnest(table, columns, unique), arrays)
             return
-        picks = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(columns)))
         # "WHERE true": without a WHERE, SQLite would read ON CONFLICT as part of the join.
         sql = (
-            f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {picks} "
-            f"FROM json_each(?) WHERE true{_on_conflict(unique)}"
+            f"INSERT INTO {table.name} ({', '.join(columns)}) {_json_rows(len(columns))} "
+            f"WHERE true{_on_conflict(unique)}"
         )
-        for start in range(0, len(rows), _JSON_ROWS):
-            chunk = np.ascontiguousarray(rows[start : start + _JSON_ROWS])
-            text = orjson.dumps(chunk, option=orjson.OPT_SERIALIZE_NUMPY).decode()
-            await conn.exec_driver_sql(sql, (text,))
+        await _each_json_chunk(conn, sql, rows)
 
     async def delete_array(
         self,
@@ -200,16 +196,11 @@ class Database:
         names = ", ".join(columns)
         if not self.is_sqlite:
             arrays = await asyncio.to_thread(_columns, rows)
-            given = ", ".join(f"${i}::bigint[]" for i in range(1, len(columns) + 1))
-            sql = f"DELETE FROM {table.name} WHERE ({names}) IN (SELECT * FROM unnest({given}))"
+            sql = f"DELETE FROM {table.name} WHERE ({names}) IN ({_unnest(len(columns))})"
             await conn.exec_driver_sql(sql, arrays)
             return
-        picks = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(columns)))
-        sql = f"DELETE FROM {table.name} WHERE ({names}) IN (SELECT {picks} FROM json_each(?))"
-        for start in range(0, len(rows), _JSON_ROWS):
-            chunk = np.ascontiguousarray(rows[start : start + _JSON_ROWS])
-            text = orjson.dumps(chunk, option=orjson.OPT_SERIALIZE_NUMPY).decode()
-            await conn.exec_driver_sql(sql, (text,))
+        sql = f"DELETE FROM {table.name} WHERE ({names}) IN ({_json_rows(len(columns))})"
+        await _each_json_chunk(conn, sql, rows)
 
     async def _sqlite_insert(
         self,
@@ -232,6 +223,20 @@ class Database:
             await conn.exec_driver_sql(sql, chunk)
 
 
+def _json_rows(width: int) -> str:
+    """The rows of a JSON array of arrays given as the one parameter, unpacked by SQLite."""
+    picks = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(width))
+    return f"SELECT {picks} FROM json_each(?)"
+
+
+async def _each_json_chunk(conn: AsyncConnection, sql: str, rows: npt.NDArray[np.int64]) -> None:
+    """``sql`` (taking ``_json_rows``) run once for each chunk of ``rows``."""
+    for start in range(0, len(rows), _JSON_ROWS):
+        chunk = np.ascontiguousarray(rows[start : start + _JSON_ROWS])
+        text = orjson.dumps(chunk, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+        await conn.exec_driver_sql(sql, (text,))
+
+
 def _columns(rows: npt.NDArray[np.int64]) -> tuple[list[int], ...]:
     return tuple(rows[:, i].tolist() for i in range(rows.shape[1]))
 
@@ -247,11 +252,14 @@ def _postgres_insert(table: sa.Table, columns: Sequence[str], unique: str | None
 
 def _postgres_unnest(table: sa.Table, columns: Sequence[str], unique: str | None) -> str:
     """One INSERT of any number of integer rows, given as a ``bigint`` array a column."""
-    arrays = ", ".join(f"${i}::bigint[]" for i in range(1, len(columns) + 1))
     names = ", ".join(columns)
-    return (
-        f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays}){_on_conflict(unique)}"
-    )
+    return f"INSERT INTO {table.name} ({names}) {_unnest(len(columns))}{_on_conflict(unique)}"
+
+
+def _unnest(width: int) -> str:
+    """The rows of ``width`` ``bigint`` arrays given as parameters, unpacked by PostgreSQL."""
+    arrays = ", ".join(f"${i}::bigint[]" for i in range(1, width + 1))
+    return f"SELECT * FROM unnest({arrays})"
 
 
 def _on_conflict(unique: str | None) -> str:
