@@ -229,6 +229,30 @@ async def test_lines_appended_while_a_batch_fails_stay_behind_it(tmp_path: Path)
         await items.close()
 
 
+async def test_lines_being_handed_over_count_as_pending_until_committed(tmp_path: Path) -> None:
+    # A receipt flushes only when something is pending: a batch on its way to the writer
+    # must not look committed. Pieces of two lines each ("a\n" is two bytes).
+    commit, forward = Recorder(), Forward()
+    items = forwarding(tmp_path, commit, forward, piece_bytes=4)
+    seen: list[int] = []
+    forward.meanwhile = lambda: seen.append(items.pending)
+    await items.start()
+    try:
+        for word in "abcde":
+            items.append(word)
+        assert await items.flush()
+        assert seen == [5, 3, 1] and items.pending == 0
+        for word in "fgh":
+            items.append(word)
+        forward.meanwhile = lambda: seen.append(items.pending)
+        forward.fail = RuntimeError("database down")
+        assert not await items.flush()
+        assert seen[-1] == 3 and items.pending == 3  # back in line, counted once
+    finally:
+        forward.fail = None
+        await items.close()
+
+
 def test_split_lines_drops_the_last_newline_only() -> None:
     assert split_lines(bytearray(b"a\nb\n")) == [b"a", b"b"]
     assert split_lines(b"a\n\nb\n") == [b"a", b"", b"b"]

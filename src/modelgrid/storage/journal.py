@@ -86,6 +86,7 @@ class Journal(Generic[T]):
         self._pending: list[T] = []
         self._held = bytearray()
         self._held_count = 0
+        self._handing = 0  # lines handed over and not yet committed (during a flush)
         self._backlog = 0  # bytes of the lines appended and not yet committed
         self._max_backlog = max_backlog
         self._piece_bytes = piece_bytes
@@ -109,8 +110,8 @@ class Journal(Generic[T]):
 
     @property
     def pending(self) -> int:
-        """Items appended but not yet committed."""
-        return len(self._pending) + self._held_count
+        """Items appended but not yet committed, those being handed over included."""
+        return len(self._pending) + self._held_count + self._handing
 
     @property
     def backlog(self) -> int:
@@ -240,19 +241,24 @@ class Journal(Generic[T]):
         # Never changed once handed over (a transport may still be reading it): appends go
         # to a new buffer, and what fails goes back in front of them as a copy. A backlog
         # goes in pieces, each committed on its own, in order; the first that fails stops it.
-        self._held, self._held_count = bytearray(), 0
+        # They still count as pending until committed: a reader that flushes only when
+        # something is pending (a receipt) must not find them neither pending nor stored.
+        self._held, self._held_count, self._handing = bytearray(), 0, count
         done = 0
         try:
             while done < len(held):
                 end = piece_end(held, done, self._piece_bytes)
                 await self._hand_piece(memoryview(held)[done:end])
                 self._committed(end - done)
+                self._handing -= held.count(b"\n", done, end)
                 done = end
         except BaseException:
             rest = held[done:]
             self._held = rest + self._held
             self._held_count += rest.count(b"\n")
             raise
+        finally:
+            self._handing = 0
         return count
 
     async def _hand_piece(self, lines: memoryview) -> None:
