@@ -64,8 +64,9 @@ class Store:
         await self.execute("COMMIT")
         return time.perf_counter() - started
 
-    def marks(self, n: int, first: int = 1) -> str:
-        return ", ".join("?" * n) if self.sqlite else ", ".join(f"${first + i}" for i in range(n))
+    def param(self, i: int) -> str:
+        """The placeholder of the ``i``-th parameter (from 1)."""
+        return "?" if self.sqlite else f"${i}"
 
 
 class SQLite(Store):
@@ -158,10 +159,10 @@ async def measure(name: str, store: Store, args: argparse.Namespace) -> None:
 
     stored, runs = np.concatenate(known), list(range(args.runs))
     if store.sqlite:
-        keys = store.marks(32)
+        keys = ", ".join("?" * 32)
         one = f"SELECT ref, count(*) FROM one_tree WHERE band_key IN ({keys}) GROUP BY ref"
         many = (
-            f"SELECT ref, count(*) FROM runs WHERE run IN ({store.marks(len(runs))}) "
+            f"SELECT ref, count(*) FROM runs WHERE run IN ({', '.join('?' * len(runs))}) "
             f"AND band_key IN ({keys}) GROUP BY ref"
         )
 
@@ -196,16 +197,15 @@ async def measure(name: str, store: Store, args: argparse.Namespace) -> None:
               f"{statistics.median(times) * 1e3:.0f} ms")  # fmt: skip
 
     merged, target = args.merge * args.rows, args.runs + 1000
-    one_mark, two_marks = ("?", ("?", "?")) if store.sqlite else ("$1", ("$1", "$2"))
     started = time.perf_counter()
     await store.execute("BEGIN")
     await store.execute(
-        f"INSERT INTO runs SELECT {two_marks[0]}, band_key, ref FROM runs "
-        f"WHERE run < {two_marks[1]} ORDER BY band_key, ref",
+        f"INSERT INTO runs SELECT {store.param(1)}, band_key, ref FROM runs "
+        f"WHERE run < {store.param(2)} ORDER BY band_key, ref",
         target,
         args.merge,
     )
-    await store.execute(f"DELETE FROM runs WHERE run < {one_mark}", args.merge)
+    await store.execute(f"DELETE FROM runs WHERE run < {store.param(1)}", args.merge)
     await store.execute("COMMIT")
     took = time.perf_counter() - started
     print(f"merging {args.merge} runs ({merged:,} rows) into one: {took:.1f} s, "

@@ -244,7 +244,6 @@ async def test_lines_being_handed_over_count_as_pending_until_committed(tmp_path
         assert seen == [5, 3, 1] and items.pending == 0
         for word in "fgh":
             items.append(word)
-        forward.meanwhile = lambda: seen.append(items.pending)
         forward.fail = RuntimeError("database down")
         assert not await items.flush()
         assert seen[-1] == 3 and items.pending == 3  # back in line, counted once
