@@ -1,11 +1,11 @@
 """A crash journal in front of batched database writes (the ledger's and the audit log's).
 
-The request path only calls ``append``: one ``os.write`` of a line to this process's journal
-segment, opened with O_APPEND, and a list append. A background task hands what is pending to
-``commit`` (one transaction) every ``flush_interval`` seconds and then deletes the segments it
-came from.
+The request path only calls ``append``: a line copied into this process's journal segment (a
+file mapped into memory, segment.py) and kept in memory. A background task hands what is
+pending to ``commit`` (one transaction) every ``flush_interval`` seconds and then deletes the
+segments it came from.
 
-Durability: the journal is not fsynced. A line handed to ``os.write`` is in the kernel's page
+Durability: the journal is not fsynced. A line copied into the segment is in the kernel's page
 cache, so it survives the process being killed (kill -9, the OOM killer, a crash), which is the
 failure guarded against here; a power loss or kernel panic may lose the last few seconds. The next
 ``start()`` in the same directory replays segments whose owner is gone (their ``flock`` is free)
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import itertools
 import logging
 import os
@@ -41,6 +40,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Generic, TypeVar
+
+from .segment import SMALLEST, Segment, next_size
 
 T = TypeVar("T")
 # Hands over journal lines, each ending in a newline, to be committed elsewhere.
@@ -94,10 +95,9 @@ class Journal(Generic[T]):
         self._handed_back = False  # a batch forward could not take was committed here
         # Segments whose items are all pending or committed but which are not yet deleted;
         # their fds stay open so the flock tells other processes they are not orphans.
-        self._uncommitted: dict[Path, int] = {}
-        self._segment: Path | None = None
-        self._fd = -1
-        self._written = 0  # lines in the current segment
+        self._uncommitted: dict[Path, Segment] = {}
+        self._segment: Segment | None = None  # where appends go; None before start()
+        self._unmapped_logged = False
         self._lock = asyncio.Lock()
         # Flushes begun and ended, and how the last ended: flush() tells whether one began
         # after its caller asked.
@@ -130,12 +130,13 @@ class Journal(Generic[T]):
             await self._roomy.wait()
 
     def append(self, item: T) -> None:
-        if self._fd < 0:
+        if self._segment is None:
             raise RuntimeError(f"{self._name}: append() before start() or after close()")
         line = self._encode(item) + b"\n"
         try:
-            os.write(self._fd, line)
-            self._written += 1
+            if not self._segment.append(line):  # full: the rest goes to a larger one
+                self._rotate(max(self._segment.size, len(line)))
+                self._segment.append(line)
         except OSError:
             # A full disk must not fail the request: the item is still committed from memory
             # unless the process also dies before the next flush.
@@ -170,7 +171,7 @@ class Journal(Generic[T]):
         self._dir.mkdir(parents=True, exist_ok=True)
         for path in sorted(self._dir.glob(f"{self._prefix}-*.jsonl")):
             self._adopt(path)
-        self._open_segment()
+        self._segment = self._new_segment(SMALLEST)
         if self.pending or self._uncommitted:
             await self.flush()  # a failure is logged; the task retries
         self._task = asyncio.create_task(self._run(), name=f"{self._name}-flush")
@@ -194,16 +195,13 @@ class Journal(Generic[T]):
             return self._flushed
 
     async def _flush(self) -> bool:
-        if self._fd < 0:
+        if self._segment is None:
             return not self.pending  # closed, or never started: nothing to swap or write
         try:
-            if self._written:
+            if self._segment.lines:
                 # Later appends go to a fresh segment, so the old one can be deleted as soon
                 # as what it holds is committed.
-                assert self._segment is not None
-                old, old_fd = self._segment, self._fd
-                self._open_segment()
-                self._uncommitted[old] = old_fd
+                self._rotate(self._segment.used)
             done = dict(self._uncommitted)
             count = await self._hand_over()
         except Exception:
@@ -214,10 +212,8 @@ class Journal(Generic[T]):
                 self._quiet_until = time.monotonic() + 30  # one traceback per outage, not 20/s
             self._failing = True
             return False
-        for path, fd in done.items():
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()  # before close: the lock must outlive the file
-            os.close(fd)
+        for path, segment in done.items():
+            segment.remove()
             del self._uncommitted[path]
         if self._failing:
             self._log.warning("%s: committed %d entries after earlier failures", self._name, count)
@@ -285,18 +281,20 @@ class Journal(Generic[T]):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._fd < 0:
+        if self._segment is None:
             return
         committed = await self.flush()
         while committed and self.pending:  # appended while that flush waited on the database
             committed = await self.flush()
         # No await from here on, so nothing is appended to a segment being removed.
-        if not self._written and self._segment is not None:
-            self._segment.unlink(missing_ok=True)
-        for fd in [self._fd, *self._uncommitted.values()]:
-            os.close(fd)
+        last, self._segment = self._segment, None
+        if last.lines:
+            last.close()  # for the next start to replay
+        else:
+            last.remove()
+        for segment in self._uncommitted.values():
+            segment.close()
         self._uncommitted.clear()
-        self._fd, self._segment = -1, None
 
     async def _run(self) -> None:
         while True:
@@ -304,41 +302,31 @@ class Journal(Generic[T]):
             if self.pending or self._uncommitted:
                 await self.flush()
 
-    def _open_segment(self) -> None:
+    def _new_segment(self, size: int) -> Segment:
         name = f"{self._prefix}-{os.getpid()}-{next(_segment_numbers)}-{os.urandom(4).hex()}.jsonl"
-        # Created under a name start() does not look at, and locked before it gets its real one:
-        # another process must never see it unlocked and take it for an orphan.
-        hidden = self._dir / f".{name}"
-        fd = os.open(hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.rename(hidden, self._dir / name)
-        except BaseException:
-            os.close(fd)
-            hidden.unlink(missing_ok=True)
-            raise
-        self._segment, self._fd, self._written = self._dir / name, fd, 0
+        segment = Segment.create(self._dir, name, size)
+        if not segment.mapped and not self._unmapped_logged:
+            self._unmapped_logged = True
+            self._log.warning("%s: journal segments not mapped; writing them", self._name)
+        return segment
+
+    def _rotate(self, used: int) -> None:
+        """Later appends go to a new segment, sized after ``used`` bytes; the current one
+        waits, unmapped, until what it holds is committed."""
+        assert self._segment is not None
+        old, self._segment = self._segment, self._new_segment(next_size(used))
+        old.release()
+        self._uncommitted[old.path] = old
 
     def _adopt(self, path: Path) -> None:
         """Take over a dead process's segment: its items become pending here, and it is
         deleted once they are committed."""
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            return  # committed and deleted by its owner meanwhile
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return  # a live process's
-        if os.fstat(fd).st_nlink == 0:
-            os.close(fd)  # its owner deleted it between our open and our lock
+        adopted = Segment.adopt(path)
+        if adopted is None:
             return
-        with open(fd, "rb", closefd=False) as file:
-            lines = file.read().split(b"\n")
-        # The last piece has no newline: empty, or a line cut short by the kill.
+        segment, lines = adopted
         # Decoded here in forward mode too: a bad line is skipped, not handed on.
-        for line, item in self._readable(lines[:-1], path.name):
+        for line, item in self._readable(lines, path.name):
             if self._forward is None:
                 self._pending.append(item)
             else:
@@ -346,7 +334,7 @@ class Journal(Generic[T]):
                 self._held_count += 1
             self._backlog += len(line) + 1
             self.replayed += 1
-        self._uncommitted[path] = fd
+        self._uncommitted[path] = segment
 
 
 def piece_end(held: bytearray, start: int, most: int) -> int:
