@@ -125,10 +125,12 @@ class Watching:
         self.watcher: asyncio.Task[None] | None = None
 
     def __enter__(self) -> None:
-        task = asyncio.current_task()
+        # The loop asked for once: on Python 3.11 each asking is a getpid() system call.
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task(loop)
         assert task is not None
         self.task = task
-        self.timer = asyncio.get_running_loop().call_later(WATCH_AFTER, self._start)
+        self.timer = loop.call_later(WATCH_AFTER, self._start)
 
     def __exit__(self, kind: type[BaseException] | None, exc: object, tb: object) -> bool:
         self.timer.cancel()
