@@ -1,7 +1,7 @@
 """Stored conversations: per response, what was asked, what was served and its AIGC label.
 
-Written as the ledger is (storage/journal.py): the request path only calls ``append``, one
-``os.write`` to this process's journal segment, which survives the process being killed; a
+Written as the ledger is (storage/journal.py): the request path only calls ``append``, a
+line copied into this process's journal segment, which survives the process being killed; a
 background task commits pending responses in one transaction every ``flush_interval`` seconds,
 and the next ``start()`` in the same ``journal_dir`` replays what dead processes left. Inserts
 ignore a content id already stored, so a replay never stores a response twice: the first one

@@ -1,7 +1,7 @@
 """The ledger: one entry per finished request, written to the database in batches.
 
-The request path only calls ``append``, which journals the entry (storage/journal.py: one
-``os.write`` to this process's segment, which survives the process being killed) and keeps it
+The request path only calls ``append``, which journals the entry (storage/journal.py: a line
+copied into this process's segment, which survives the process being killed) and keeps it
 pending; a background task commits pending entries in one transaction every ``flush_interval``
 seconds. The next ``start()`` in the same ``journal_dir`` replays segments dead processes left.
 Inserts ignore a ``request_id`` already present, so replaying a segment that was partly or wholly

@@ -1,7 +1,7 @@
 """The human review queue: what the safety review flagged, waiting for a person's decision.
 
 Adding an item is off the request path and durable, as a ledger entry is (storage/journal.py:
-one ``os.write`` to this process's journal, committed in batches, replayed after a crash;
+a line copied into this process's journal, committed in batches, replayed after a crash;
 items carry their id from the start, so a replay never adds one twice). A decision is one
 update that only a pending item matches: of two reviewers deciding at once, exactly one
 succeeds and the other learns the item was already decided. Every decision is handed to
