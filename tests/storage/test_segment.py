@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import logging
 import mmap
 import os
 from pathlib import Path
 
 import pytest
 
-from modelgrid.storage.journal import Journal
 from modelgrid.storage.segment import LARGEST, SMALLEST, Segment, next_size
+
+from .test_journal import journal
 
 pytestmark = pytest.mark.anyio
 
@@ -127,16 +127,7 @@ async def test_the_journal_moves_on_to_a_larger_segment_when_one_fills_up(
     async def commit(batch: list[str]) -> None:
         batches.append(batch)
 
-    items: Journal[str] = Journal(
-        tmp_path,
-        encode=str.encode,
-        decode=bytes.decode,
-        commit=commit,
-        describe=str,
-        log=logging.getLogger("test.segment"),
-        name="test",
-        flush_interval=3600,
-    )
+    items = journal(tmp_path, commit)
     await items.start()
     try:
         lines = [f"{i:06d}" + "x" * 1000 for i in range(1000)]  # 1 MB: three segments
