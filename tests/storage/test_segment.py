@@ -85,10 +85,19 @@ def test_a_live_segment_is_not_adopted(tmp_path: Path) -> None:
 
 
 def test_a_segment_left_for_replay_is_as_long_as_its_lines(tmp_path: Path) -> None:
-    s = Segment.create(tmp_path, "journal-1-0-ab.jsonl", SMALLEST)
-    s.append(b"kept\n")
-    s.close()
+    current = Segment.create(tmp_path, "journal-1-0-ab.jsonl", SMALLEST)
+    current.append(b"kept\n")
+    current.close()
     assert (tmp_path / "journal-1-0-ab.jsonl").read_bytes() == b"kept\n"
+    rotated = Segment.create(tmp_path, "journal-1-1-cd.jsonl", SMALLEST)
+    rotated.append(b"also\n")
+    rotated.release()  # no more lines, awaiting its commit when the server stops
+    rotated.close()
+    assert (tmp_path / "journal-1-1-cd.jsonl").read_bytes() == b"also\n"
+    adopted = Segment.adopt(tmp_path / "journal-1-1-cd.jsonl")
+    assert adopted is not None
+    adopted[0].close()  # another process's lines, left as they are
+    assert (tmp_path / "journal-1-1-cd.jsonl").read_bytes() == b"also\n"
 
 
 def test_where_room_cannot_be_reserved_the_segment_is_written(

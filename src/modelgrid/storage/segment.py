@@ -45,6 +45,7 @@ class Segment:
         self.lines = 0  # appended to this segment
         self.used = 0  # bytes
         self._map = mapping
+        self._reserved = mapping is not None  # room past ``used`` that close() gives back
 
     @property
     def mapped(self) -> bool:
@@ -68,7 +69,10 @@ class Segment:
             os.posix_fallocate(fd, 0, size)
             mapping = mmap.mmap(fd, size)  # shared: the copies are the file's pages
         except (OSError, ValueError):
-            os.ftruncate(fd, 0)  # written with os.write from its start instead
+            # Written with os.write from its start instead (a replay stops at any zeros a
+            # partial reservation left, should this fail too).
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
         return cls(directory / name, fd, mapping)
 
     @classmethod
@@ -127,9 +131,8 @@ class Segment:
     def close(self) -> None:
         """Leave it for the next start to replay, as long as its lines: the unused tail of
         its reservation goes back."""
-        mapped = self._map is not None
         self.release()
-        if mapped:
+        if self._reserved:
             with contextlib.suppress(OSError):
                 os.ftruncate(self.fd, self.used)
         os.close(self.fd)
