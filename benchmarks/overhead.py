@@ -31,10 +31,13 @@ minute to the next then moves the ratios much less than the absolute figures.
 
 With ``--stream`` the load is streamed requests instead, against targets started on
 ``/stream/v1`` (nine content events, a finish and a usage event, then ``[DONE]``): what a
-gateway costs per stream rather than per plain answer.
+gateway costs per stream rather than per plain answer. ``--stream-tokens N`` makes the streamed
+answer N content events long instead (about 4.6 characters each, served from a file under
+``/long/v1``): what a gateway's per-piece work (the safety review judging a stream as it
+goes, say) costs on an answer of a real length.
 
 Usage: ``python benchmarks/overhead.py [--targets direct,bare-aiohttp] [--concurrency 1,16,64]
-[--duration 10] [--rounds 1] [--ttfb 500] [--stream] [--json]``.
+[--duration 10] [--rounds 1] [--ttfb 500] [--stream] [--stream-tokens N] [--json]``.
 """
 
 from __future__ import annotations
@@ -62,12 +65,14 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.overhead_targets import (
     LITELLM_VENV,
+    LONG_STREAM,
     TARGETS,
     LiteLLM,
     Processes,
     StartError,
     Target,
     check,
+    long_stream,
     python_of,
     request_body,
     start_mock,
@@ -235,13 +240,20 @@ def start_for_load(
         (where := workdir / name).mkdir(exist_ok=True)
         try:
             say(name, "starting")
-            base = target.start(f"{origin}{'/stream/v1' if args.stream else '/v1'}", where)
+            base = target.start(origin + load_path(args), where)
             check(target, base, args.stream)
             running[name] = Running(target, f"{base}/chat/completions", where / "post.lua")
         except Failure as e:
             target.stop()
             failed += [Load(name, c, error=f"{type(e).__name__}: {e}") for c in args.concurrency]
     return running, failed
+
+
+def load_path(args: argparse.Namespace) -> str:
+    """Where the targets' upstream answers the load's requests."""
+    if args.stream_tokens:
+        return LONG_STREAM
+    return "/stream/v1" if args.stream else "/v1"
 
 
 def load_round(running: dict[str, Running], wrk: str, args: argparse.Namespace) -> list[Load]:
@@ -433,6 +445,12 @@ def main() -> int:
         help="load with streamed requests (the mock's SSE answer) instead of plain ones",
     )
     parser.add_argument(
+        "--stream-tokens",
+        type=int,
+        default=0,
+        help="with --stream: a streamed answer this many pieces long (0: the nine-piece one)",
+    )
+    parser.add_argument(
         "--litellm-venv",
         type=Path,
         default=LITELLM_VENV,
@@ -440,6 +458,8 @@ def main() -> int:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     args = parser.parse_args()
+    if args.stream_tokens and not args.stream:
+        parser.error("--stream-tokens needs --stream")
     if unknown := set(args.targets) - set(TARGETS):
         parser.error(f"unknown targets {sorted(unknown)}; known: {', '.join(TARGETS)}")
     nginx, wrk = require_tools()
@@ -458,7 +478,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="modelgrid-overhead-") as tmp:
         try:
             try:
-                origin = start_mock(nginx, Path(tmp), mock)
+                extra = long_stream(Path(tmp), args.stream_tokens) if args.stream_tokens else ""
+                origin = start_mock(nginx, Path(tmp), mock, locations_extra=extra)
             except StartError as e:
                 sys.exit(f"the mock upstream (nginx) did not start: {e}")
             running, failed = start_for_load(args.targets, origin, args, Path(tmp))
@@ -490,6 +511,7 @@ def main() -> int:
     if args.json:
         config = {"duration_s": args.duration, "concurrency": args.concurrency}
         config |= {"rounds": args.rounds, "stream": args.stream}
+        config |= {"stream_tokens": args.stream_tokens}
         config |= {"cpus": os.cpu_count(), "loadavg_1min": loadavg}
         result: dict[str, object] = {"config": config, "versions": versions}
         result |= {"load": [asdict(r) for r in loads], "ttfb": [asdict(f) for f in firsts]}

@@ -75,17 +75,43 @@ def completion_body() -> str:
     )
 
 
-def sse_body() -> str:
+def sse_body(pieces: list[str] = PIECES) -> str:
     head = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000}
     head |= {"model": "m"}
 
     def chunk(delta: dict[str, str], finish: str | None) -> dict[str, object]:
         return head | {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
+    usage = {"prompt_tokens": 9, "completion_tokens": len(pieces)}
+    usage["total_tokens"] = 9 + len(pieces)
     events: list[dict[str, object]] = [chunk({"role": "assistant", "content": ""}, None)]
-    events += [chunk({"content": piece}, None) for piece in PIECES]
-    events += [chunk({}, "stop"), head | {"choices": [], "usage": USAGE}]
+    events += [chunk({"content": piece}, None) for piece in pieces]
+    events += [chunk({}, "stop"), head | {"choices": [], "usage": usage}]
     return "".join(f"data: {compact(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+
+
+LONG_STREAM = "/long/v1"
+_WORDS = [" The", " quick", " brown", " fox", " jumps", " over", " the", " lazy", " dog", "."]
+
+
+def long_stream(workdir: Path, tokens: int) -> str:
+    """An nginx location answering ``LONG_STREAM``'s chat completions with a streamed answer of
+    ``tokens`` pieces (about 4.6 characters each), for ``start_mock``'s ``locations_extra``.
+
+    ``return`` takes at most 4 KB, so the answer is a file, and nginx serves a file to GET
+    only: the POST's 405 is turned into the file's 200 (``error_page``). Its workers run as
+    another user, so the file's directory is made readable to them."""
+    folder = workdir / "long"
+    folder.mkdir(exist_ok=True)
+    (folder / "answer.sse").write_text(sse_body([_WORDS[i % len(_WORDS)] for i in range(tokens)]))
+    for path, mode in [(workdir, 0o711), (folder, 0o755), (folder / "answer.sse", 0o644)]:
+        path.chmod(mode)
+    return (
+        f"        location = {LONG_STREAM}/chat/completions {{\n"
+        "            error_page 405 =200 /answer.sse;\n            return 405;\n        }\n"
+        "        location = /answer.sse {\n            internal;\n"
+        f"            default_type text/event-stream;\n            root {folder};\n        }}\n"
+    )
 
 
 def nginx_string(text: str) -> str:
