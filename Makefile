@@ -34,14 +34,15 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
-# The embedded model through the API against in-process; then the gateway's overhead and its
-# reliability in front of an nginx mock, the same load over many keys, and metering's
+# The embedded model through the API against in-process; then the gateway's overhead (plain
+# answers, then 500-piece streams) and its reliability in front of an nginx mock, the same load over many keys, and metering's
 # admission and settlement (PostgreSQL and Redis as in the tests) (these need `apt-get install
 # nginx wrk`; the LiteLLM comparison needs the virtualenv named in benchmarks/overhead.py, and
 # is skipped without it).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/embedded_throughput.py
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/overhead.py --stream --stream-tokens 500 --concurrency 16 --ttfb 0
 	$(BIN)/python benchmarks/reliability.py
 	$(BIN)/python benchmarks/many_keys.py
 	$(BIN)/python benchmarks/json_codec.py
