@@ -15,6 +15,7 @@ import pytest
 from modelgrid.storage.segment import LARGEST, SMALLEST, Segment, next_size
 
 from .test_journal import journal
+from .test_ledger import journaled
 
 pytestmark = pytest.mark.anyio
 
@@ -144,11 +145,7 @@ async def test_the_journal_moves_on_to_a_larger_segment_when_one_fills_up(
             items.append(line)
         files = segment_files(tmp_path)
         assert len(files) == 3
-        replayed = [
-            line.decode()
-            for f in files
-            for line in f.read_bytes().split(b"\0", 1)[0].split(b"\n")[:-1]
-        ]
+        replayed = [line.decode() for f in files for line in journaled(f).split(b"\n")[:-1]]
         assert sorted(replayed) == lines  # every line journaled, in one segment or another
         assert sorted(f.stat().st_size for f in files) == [
             SMALLEST,
