@@ -26,13 +26,16 @@ _WORD_CHARACTERS = LOCAL_PART | {"@"}
 _WORD_STRING = "".join(sorted(_WORD_CHARACTERS))
 
 # A stream is judged SCAN_WAIT seconds after its last judgement, or sooner once SCAN_EVERY
-# characters are new: a local model at 50 tokens a second moves every twentieth of a second,
-# about four tokens at a time, and only a stream faster than about 300 tokens a second is
-# judged by size. Each judgement costs about the same whatever its length
-# (docs/benchmarks.md): twenty a second at most for a slow stream, one per SCAN_EVERY
-# characters for a fast one. Until its first text is released every piece is judged: the
-# time to first token is what a client notices most.
-SCAN_EVERY = 64
+# characters are new. The clock is what governs: a model at 50 tokens a second moves about
+# four tokens a twentieth of a second, and even one at 5,000 (some 20,000 characters a
+# second) is judged on it; SCAN_EVERY only bounds what a faster source (a cached answer, a
+# burst that arrived at once) holds back. A judgement's work grows with its text, but it
+# also has a fixed cost (about 6 µs, and the matcher's release of the interpreter lock: some
+# 20 µs more on a busy server, docs/benchmarks.md), so a fast stream is judged twenty times a
+# second rather than every few tokens, and shows its text at the pace a slow one does. Until
+# its first text is released every piece is judged: the time to first token is what a client
+# notices most.
+SCAN_EVERY = 1024
 SCAN_WAIT = 0.05
 
 ALLOWED = Verdict(Action.ALLOW, (), False, ())
