@@ -28,8 +28,9 @@ session: aiohttp.ClientSession
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     global session
-    # The same pool size as the httpx proxy's, so that neither waits on a connection.
-    connector = aiohttp.TCPConnector(limit=100, keepalive_timeout=300)
+    # As many connections as a ModelGrid deployment's default (max_connections): a stream
+    # holds one for as long as it lasts.
+    connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=300)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(60)) as s:
         session = s
         yield

@@ -31,7 +31,9 @@ client: Client
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     global client
-    async with ClientBuilder().max_connections(100).build() as c:
+    # As many connections as a ModelGrid deployment's default (max_connections): a stream
+    # holds one for as long as it lasts.
+    async with ClientBuilder().max_connections(256).build() as c:
         client = c
         yield
 

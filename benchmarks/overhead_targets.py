@@ -94,23 +94,36 @@ LONG_STREAM = "/long/v1"
 _WORDS = [" The", " quick", " brown", " fox", " jumps", " over", " the", " lazy", " dog", "."]
 
 
-def long_stream(workdir: Path, tokens: int) -> str:
+def long_stream(workdir: Path, tokens: int, pace: float = 0) -> str:
     """An nginx location answering ``LONG_STREAM``'s chat completions with a streamed answer of
-    ``tokens`` pieces (about 4.6 characters each), for ``start_mock``'s ``locations_extra``.
+    ``tokens`` pieces (about 4.6 characters each), for ``start_mock``'s ``locations_extra``;
+    with ``pace``, sent at about that many pieces a second, as a model generates them.
 
     ``return`` takes at most 4 KB, so the answer is a file, and nginx serves a file to GET
     only: the POST's 405 is turned into the file's 200 (``error_page``). Its workers run as
-    another user, so the file's directory is made readable to them."""
+    another user, so the file's directory is made readable to them. The pace is nginx's
+    ``limit_rate`` (bytes a second, each response on its own) with the file read into a
+    buffer of one event's average size: the client receives about one event a write, split
+    where the sizes differ, as a real upstream's events arrive."""
     folder = workdir / "long"
     folder.mkdir(exist_ok=True)
-    (folder / "answer.sse").write_text(sse_body([_WORDS[i % len(_WORDS)] for i in range(tokens)]))
+    body = sse_body([_WORDS[i % len(_WORDS)] for i in range(tokens)])
+    (folder / "answer.sse").write_text(body)
     for path, mode in [(workdir, 0o711), (folder, 0o755), (folder / "answer.sse", 0o644)]:
         path.chmod(mode)
+    paced = ""
+    if pace:
+        event = round(len(body.encode()) / (tokens + 3))  # the content, finish, usage, [DONE]
+        paced = (
+            f"            sendfile off;\n            output_buffers 1 {event};\n"
+            f"            limit_rate {round(pace * event)};\n"
+        )
     return (
         f"        location = {LONG_STREAM}/chat/completions {{\n"
         "            error_page 405 =200 /answer.sse;\n            return 405;\n        }\n"
         "        location = /answer.sse {\n            internal;\n"
-        f"            default_type text/event-stream;\n            root {folder};\n        }}\n"
+        f"            default_type text/event-stream;\n            root {folder};\n{paced}"
+        "        }\n"
     )
 
 

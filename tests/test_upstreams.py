@@ -79,6 +79,7 @@ def gateway(faults: FaultServer, tmp_path_factory: pytest.TempPathFactory) -> It
             model("auth", [deployment(faults.url("status-401"), api_key_env="FAULT_KEY")], **fast),
             model("nousage", [deployment(faults.url("nousage"))]),
             model("drip", [deployment(faults.url("drip"))]),
+            model("stall", [deployment(faults.url("drip"), first_token_timeout=0.1)], **fast),
             model(
                 "both",
                 [
@@ -277,6 +278,21 @@ def test_stream_cut_mid_way_ends_with_an_error_event(gateway: Server, faults: Fa
     assert "".join(c or "" for c in content) == "".join(TEXT[:2])
     assert "early" in events[-1]["error"]["message"]
     assert faults.hits["cut"] == 1  # output had reached the client: no silent retry
+
+
+def test_an_upstream_falling_silent_mid_stream_ends_it_with_an_error_event(
+    gateway: Server,
+) -> None:
+    # Its chunks come DRIP_SECONDS apart, longer than the wait allowed for each.
+    body = {"model": "stall", "messages": HELLO, "stream": True}
+    headers = {"Authorization": f"Bearer {gateway.admin_key}"}
+    with httpx.stream(
+        "POST", f"{gateway.base_url}/chat/completions", json=body, headers=headers
+    ) as r:
+        events = [orjson.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: {")]
+    content = [e["choices"][0]["delta"].get("content") for e in events if e.get("choices")]
+    assert "".join(c or "" for c in content) == TEXT[0]
+    assert "timed out" in events[-1]["error"]["message"]
 
 
 def test_embeddings_through_upstreams_with_retries(

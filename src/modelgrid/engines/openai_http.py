@@ -42,6 +42,7 @@ from ..types import (
     Usage,
 )
 from .base import Engine, EngineStats
+from .body_lines import body_lines
 from .openai_wire import (
     FINISH,
     error_message,
@@ -218,25 +219,33 @@ class OpenAIEngine(Engine):
         s = self._settings
         finish: FinishReason | None = None
         usage: Usage | None = None
-        async for line in _lines(response.body_reader, s.first_token_timeout, deadline):
-            if not line.startswith(b"data:"):
-                continue
-            data = line[5:].strip()
-            if data == b"[DONE]":
+        done = False
+        async for lines in body_lines(response.body_reader, s.first_token_timeout, deadline):
+            for line in lines:
+                if not line.startswith(b"data:"):
+                    continue
+                data = line[5:].strip()
+                if data == b"[DONE]":
+                    done = True
+                    break
+                event = json_object(data, self.name)
+                if "error" in event:
+                    message = error_message(event) or "an error event"
+                    raise UpstreamError(f"Deployment '{self.name}' sent {message}.")
+                if event.get("usage"):
+                    usage = read_usage(event["usage"])
+                for choice in event.get("choices") or []:
+                    text = (
+                        (choice.get("delta") or {}).get("content") if chat else choice.get("text")
+                    )
+                    raw = choice.get("logprobs")
+                    logprobs = logprobs_of(raw, chat) if raw else []
+                    if text or logprobs:
+                        yield Piece(text or "", 1, logprobs)
+                    if choice.get("finish_reason"):
+                        finish = FINISH.get(choice["finish_reason"], "stop")
+            if done:
                 break
-            event = json_object(data, self.name)
-            if "error" in event:
-                message = error_message(event) or "an error event"
-                raise UpstreamError(f"Deployment '{self.name}' sent {message}.")
-            if event.get("usage"):
-                usage = read_usage(event["usage"])
-            for choice in event.get("choices") or []:
-                text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
-                logprobs = logprobs_of(choice.get("logprobs"), chat)
-                if text or logprobs:
-                    yield Piece(text or "", 1, logprobs)
-                if choice.get("finish_reason"):
-                    finish = FINISH.get(choice["finish_reason"], "stop")
         if finish is None:
             # no finish_reason and no [DONE]: the stream was cut, not finished
             raise UpstreamError(f"Deployment '{self.name}' ended the stream early.")
@@ -270,24 +279,6 @@ async def _read_all(response: Response) -> bytes:
     """A streamed response's whole body (an error's: small)."""
     body: bytes = (await response.body_reader.bytes()).to_bytes()
     return body
-
-
-async def _lines(reader: Any, wait: float, deadline: float) -> AsyncGenerator[bytes, None]:
-    """A body's lines as they arrive, each chunk due within ``wait`` seconds and all of them
-    by ``deadline``; the last, unterminated line too."""
-    pending = b""
-    while True:
-        due = min(deadline, time.monotonic() + wait)
-        async with asyncio.timeout_at(_loop_deadline(due)):
-            chunk = await reader.read_chunk()
-        if chunk is None:
-            break
-        lines = (pending + chunk.to_bytes()).split(b"\n")
-        pending = lines.pop()
-        for line in lines:
-            yield line
-    if pending:
-        yield pending
 
 
 def _describe(exc: BaseException) -> str:
