@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/embedded_throughput.py
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/overhead.py --stream --stream-tokens 500 --concurrency 16 --ttfb 0
+	$(BIN)/python benchmarks/paced_streams.py
 	$(BIN)/python benchmarks/reliability.py
 	$(BIN)/python benchmarks/many_keys.py
 	$(BIN)/python benchmarks/json_codec.py
