@@ -15,6 +15,8 @@ deployment's ``base_url`` of ``http://127.0.0.1:PORT/status-500/v1`` always answ
     guard         a guard model: "unsafe\nS9" when the last message mentions a weapon, else "safe"
     reverse       answers the last message (or the prompt) reversed, streamed three characters a
                   chunk: a prompt the review passes can make an answer it must catch
+    trickle       the same, its chunks ``TRICKLE_SECONDS`` apart: each reaches the gateway
+                  in a read of its own (chunks that arrive together go on as one piece)
     context       answers with its system messages (or the prompt): what it was told
 """
 
@@ -36,6 +38,7 @@ USAGE = {"prompt_tokens": 11, "completion_tokens": 5, "total_tokens": 16}
 EMBEDDING = [0.25, -0.5, 1.0]
 SLOW_SECONDS = 3.0
 DRIP_SECONDS = 0.2
+TRICKLE_SECONDS = 0.01
 
 
 class FaultServer:
@@ -115,7 +118,7 @@ class FaultServer:
         if behaviour == "context":
             told = [m["content"] for m in body["messages"] if m["role"] == "system"] if chat else []
             pieces = ["\n\n".join(told) if chat else str(body["prompt"])]
-        if behaviour == "reverse":
+        if behaviour in ("reverse", "trickle"):
             asked = body["messages"][-1]["content"] if chat else body["prompt"]
             answer = str(asked)[::-1]
             pieces = [answer[i : i + 3] for i in range(0, len(answer), 3)]
@@ -136,6 +139,8 @@ class FaultServer:
                 raise
             if behaviour == "drip":
                 await asyncio.sleep(DRIP_SECONDS)
+            if behaviour == "trickle":
+                await asyncio.sleep(TRICKLE_SECONDS)
         writer.write(b"data: " + orjson.dumps(_chunk(chat, "", "stop")) + b"\n\n")
         if usage:
             writer.write(b"data: " + orjson.dumps({"choices": [], "usage": usage}) + b"\n\n")

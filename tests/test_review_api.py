@@ -54,6 +54,12 @@ max_retries = 0
 engine = "openai"
 base_url = "{faults.url("reverse")}"
 
+[models.trickle]
+max_retries = 0
+[[models.trickle.deployments]]
+engine = "openai"
+base_url = "{faults.url("trickle")}"
+
 [models.drip]
 max_retries = 0
 [[models.drip.deployments]]
@@ -79,8 +85,10 @@ def ask(client: openai.OpenAI, text: str, model: str = "reverse", **extra: objec
     )
 
 
-def streamed(client: openai.OpenAI, text: str) -> tuple[list[str], str | None]:
-    chunks = list(ask(client, text, stream=True))  # type: ignore[call-overload]
+def streamed(
+    client: openai.OpenAI, text: str, model: str = "reverse"
+) -> tuple[list[str], str | None]:
+    chunks = list(ask(client, text, model=model, stream=True))  # type: ignore[call-overload]
     pieces = [c.choices[0].delta.content or "" for c in chunks if c.choices]
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
     return pieces, next((f for f in finishes if f), None)
@@ -105,10 +113,10 @@ def test_a_refused_prompt_streams_the_refusal(client: openai.OpenAI) -> None:
 
 
 def test_a_term_split_across_stream_chunks_never_reaches_the_client(client: openai.OpenAI) -> None:
-    # The upstream sends the answer three characters a chunk, so the term arrives split
-    # ("bom", "b m", "aki", ...) and the review must hold it back.
+    # The upstream sends the answer three characters a chunk, each in a read of its own, so
+    # the term arrives split ("bom", "b m", "aki", ...) and the review must hold it back.
     safe = "Here is how to do it, step by step, with care: "
-    pieces, finish = streamed(client, (safe + "bomb making is easy")[::-1])
+    pieces, finish = streamed(client, (safe + "bomb making is easy")[::-1], model="trickle")
     shown = "".join(pieces)
     assert finish == "content_filter"
     assert "bom" not in shown

@@ -43,15 +43,7 @@ from ..types import (
 )
 from .base import Engine, EngineStats
 from .body_lines import body_lines
-from .openai_wire import (
-    FINISH,
-    error_message,
-    json_object,
-    logprobs_of,
-    read_usage,
-    request_body,
-    whole_answer,
-)
+from .openai_wire import error_message, json_object, read_events, request_body, whole_answer
 
 
 class OpenAIEngine(Engine):
@@ -219,32 +211,15 @@ class OpenAIEngine(Engine):
         s = self._settings
         finish: FinishReason | None = None
         usage: Usage | None = None
-        done = False
         async for lines in body_lines(response.body_reader, s.first_token_timeout, deadline):
-            for line in lines:
-                if not line.startswith(b"data:"):
-                    continue
-                data = line[5:].strip()
-                if data == b"[DONE]":
-                    done = True
-                    break
-                event = json_object(data, self.name)
-                if "error" in event:
-                    message = error_message(event) or "an error event"
-                    raise UpstreamError(f"Deployment '{self.name}' sent {message}.")
-                if event.get("usage"):
-                    usage = read_usage(event["usage"])
-                for choice in event.get("choices") or []:
-                    text = (
-                        (choice.get("delta") or {}).get("content") if chat else choice.get("text")
-                    )
-                    raw = choice.get("logprobs")
-                    logprobs = logprobs_of(raw, chat) if raw else []
-                    if text or logprobs:
-                        yield Piece(text or "", 1, logprobs)
-                    if choice.get("finish_reason"):
-                        finish = FINISH.get(choice["finish_reason"], "stop")
-            if done:
+            read = read_events(lines, chat, self.name)
+            if read.count:
+                yield Piece(read.text, read.count, read.logprobs)
+            if read.error is not None:
+                raise read.error
+            usage = read.usage or usage
+            finish = read.finish or finish
+            if read.done:
                 break
         if finish is None:
             # no finish_reason and no [DONE]: the stream was cut, not finished

@@ -4,6 +4,7 @@ events, errors) read back into pieces, usage and log-probabilities."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -64,6 +65,56 @@ def whole_answer(body: dict[str, Any], chat: bool) -> Piece:
     text = text or ""
     tokens = usage.completion_tokens if usage else max(1, len(text) // 4) if text else 0
     return Piece(text, tokens, logprobs_of(choice.get("logprobs"), chat), finish, usage)
+
+
+@dataclass(slots=True)
+class Events:
+    """What one read of a streamed answer brought: its content, as one piece's worth, and
+    how the stream ends if it ended there."""
+
+    text: str = ""
+    count: int = 0  # content events, each a token's worth until the upstream's usage says
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    finish: FinishReason | None = None
+    usage: Usage | None = None
+    done: bool = False  # the [DONE] line: nothing after it is read
+    error: UpstreamError | None = None  # to raise once the content before it is passed on
+
+
+def read_events(lines: list[bytes], chat: bool, name: str) -> Events:
+    """A read's SSE lines of a chat (``chat``) or text completion stream from deployment
+    ``name``: what arrived together goes on together, one piece rather than one an event,
+    which the layers above would each handle in turn."""
+    read = Events()
+    texts: list[str] = []
+    try:
+        for line in lines:
+            if not line.startswith(b"data:"):
+                continue
+            data = line[5:].strip()
+            if data == b"[DONE]":
+                read.done = True
+                break
+            event = json_object(data, name)
+            if "error" in event:
+                message = error_message(event) or "an error event"
+                raise UpstreamError(f"Deployment '{name}' sent {message}.")
+            if event.get("usage"):
+                read.usage = read_usage(event["usage"])
+            for choice in event.get("choices") or []:
+                text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
+                raw = choice.get("logprobs")
+                logprobs = logprobs_of(raw, chat) if raw else []
+                if text or logprobs:
+                    texts.append(text or "")
+                    read.count += 1
+                    read.logprobs += logprobs
+                if choice.get("finish_reason"):
+                    read.finish = FINISH.get(choice["finish_reason"], "stop")
+    except UpstreamError as exc:
+        read.error = exc
+    read.text = "".join(texts)
+    return read
 
 
 def read_usage(raw: dict[str, Any]) -> Usage:
