@@ -249,6 +249,24 @@ def start_for_load(
     return running, failed
 
 
+def mock_and_load(
+    nginx: str, wrk: str, args: argparse.Namespace, workdir: Path, mock: Processes, extra: str
+) -> tuple[str, dict[str, Running], list[Load], list[list[Load]]]:
+    """The mock started (with ``extra`` locations), every target against it, then
+    ``args.rounds`` rounds of load: the mock's origin, the targets running (the caller stops
+    them, and ``mock``), those that failed to start, and each round's loads."""
+    try:
+        origin = start_mock(nginx, workdir, mock, locations_extra=extra)
+    except StartError as e:
+        sys.exit(f"the mock upstream (nginx) did not start: {e}")
+    running, failed = start_for_load(args.targets, origin, args, workdir)
+    rounds: list[list[Load]] = []
+    for n in range(args.rounds):
+        print(f"round {n + 1} of {args.rounds}", file=sys.stderr, flush=True)
+        rounds.append(load_round(running, wrk, args))
+    return origin, running, failed, rounds
+
+
 def load_path(args: argparse.Namespace) -> str:
     """Where the targets' upstream answers the load's requests."""
     if args.stream_tokens:
@@ -477,15 +495,10 @@ def main() -> int:
     mock = Processes()
     with tempfile.TemporaryDirectory(prefix="modelgrid-overhead-") as tmp:
         try:
-            try:
-                extra = long_stream(Path(tmp), args.stream_tokens) if args.stream_tokens else ""
-                origin = start_mock(nginx, Path(tmp), mock, locations_extra=extra)
-            except StartError as e:
-                sys.exit(f"the mock upstream (nginx) did not start: {e}")
-            running, failed = start_for_load(args.targets, origin, args, Path(tmp))
-            for n in range(args.rounds):
-                print(f"round {n + 1} of {args.rounds}", file=sys.stderr, flush=True)
-                rounds.append(load_round(running, wrk, args))
+            extra = long_stream(Path(tmp), args.stream_tokens) if args.stream_tokens else ""
+            origin, running, failed, rounds = mock_and_load(
+                nginx, wrk, args, Path(tmp), mock, extra
+            )
             for r in running.values():
                 versions[r.target.name] = r.target.version()
                 r.target.stop()

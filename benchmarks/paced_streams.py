@@ -31,19 +31,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.overhead import (
     Load,
     added,
-    load_round,
     median_loads,
+    mock_and_load,
     require_tools,
-    start_for_load,
 )
 from benchmarks.overhead_targets import (
     LITELLM_VENV,
     TARGETS,
     LiteLLM,
     Processes,
-    StartError,
     long_stream,
-    start_mock,
 )
 
 
@@ -126,17 +123,11 @@ def main() -> int:
     load_before = os.getloadavg()[0]
     mock = Processes()
     rounds: list[list[Load]] = []
+    failed: list[Load] = []
     with tempfile.TemporaryDirectory(prefix="modelgrid-paced-") as tmp:
         try:
-            try:
-                extra = long_stream(Path(tmp), args.tokens, args.pace)
-                origin = start_mock(nginx, Path(tmp), mock, locations_extra=extra)
-            except StartError as e:
-                sys.exit(f"the mock upstream (nginx) did not start: {e}")
-            running, failed = start_for_load(args.targets, origin, args, Path(tmp))
-            for n in range(args.rounds):
-                print(f"round {n + 1} of {args.rounds}", file=sys.stderr, flush=True)
-                rounds.append(load_round(running, wrk, args))
+            extra = long_stream(Path(tmp), args.tokens, args.pace)
+            _, _, failed, rounds = mock_and_load(nginx, wrk, args, Path(tmp), mock, extra)
         finally:
             for target in TARGETS.values():
                 target.stop()

@@ -267,15 +267,22 @@ def test_upstream_auth_failure_names_the_deployment_never_the_key(gateway: Serve
     assert SECRET not in gateway.log()
 
 
-def test_stream_cut_mid_way_ends_with_an_error_event(gateway: Server, faults: FaultServer) -> None:
-    body = {"model": "cut", "messages": HELLO, "stream": True}
+def stream_events(gateway: Server, model: str) -> tuple[str, list[dict[str, Any]]]:
+    """A streamed answer's text and its events, read without a client that would raise on
+    an error event."""
+    body = {"model": model, "messages": HELLO, "stream": True}
     headers = {"Authorization": f"Bearer {gateway.admin_key}"}
     with httpx.stream(
         "POST", f"{gateway.base_url}/chat/completions", json=body, headers=headers
     ) as r:
         events = [orjson.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: {")]
     content = [e["choices"][0]["delta"].get("content") for e in events if e.get("choices")]
-    assert "".join(c or "" for c in content) == "".join(TEXT[:2])
+    return "".join(c or "" for c in content), events
+
+
+def test_stream_cut_mid_way_ends_with_an_error_event(gateway: Server, faults: FaultServer) -> None:
+    text, events = stream_events(gateway, "cut")
+    assert text == "".join(TEXT[:2])
     assert "early" in events[-1]["error"]["message"]
     assert faults.hits["cut"] == 1  # output had reached the client: no silent retry
 
@@ -284,14 +291,8 @@ def test_an_upstream_falling_silent_mid_stream_ends_it_with_an_error_event(
     gateway: Server,
 ) -> None:
     # Its chunks come DRIP_SECONDS apart, longer than the wait allowed for each.
-    body = {"model": "stall", "messages": HELLO, "stream": True}
-    headers = {"Authorization": f"Bearer {gateway.admin_key}"}
-    with httpx.stream(
-        "POST", f"{gateway.base_url}/chat/completions", json=body, headers=headers
-    ) as r:
-        events = [orjson.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: {")]
-    content = [e["choices"][0]["delta"].get("content") for e in events if e.get("choices")]
-    assert "".join(c or "" for c in content) == TEXT[0]
+    text, events = stream_events(gateway, "stall")
+    assert text == TEXT[0]
     assert "timed out" in events[-1]["error"]["message"]
 
 
