@@ -28,13 +28,8 @@ from pathlib import Path
 
 # Run as a script, this file's folder is on sys.path but the repository root is not.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.overhead import (
-    Load,
-    added,
-    median_loads,
-    mock_and_load,
-    require_tools,
-)
+from benchmarks.overhead import mock_and_load, require_tools
+from benchmarks.overhead_report import Load, added, median_loads
 from benchmarks.overhead_targets import (
     LITELLM_VENV,
     TARGETS,
